@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Provision, configure, start and stop the Asterisk the line runs on.
+#
+#   scripts/asterisk.sh ensure   make an Asterisk >= 20 available (host's, or a Debian sid root)
+#   scripts/asterisk.sh install  render asterisk-config/ and dialplan/ into its /etc/asterisk
+#   scripts/asterisk.sh start    ensure + install + start, then wait until ARI answers
+#   scripts/asterisk.sh stop     stop it (gracefully, then by force)
+#   scripts/asterisk.sh status   exit 0 when ARI answers
+#   scripts/asterisk.sh env      print the settings the service and tests need (sourceable)
+#
+# Settings (environment, all optional):
+#   HELPLINE_ASTERISK_ROOT   where the debootstrap root lives   (/var/cache/helpline-pbx/asterisk-root)
+#   HELPLINE_STATE_DIR       secrets and state outside git       (/var/lib/helpline-pbx)
+#   HELPLINE_SIP_BIND        SIP UDP address                     (0.0.0.0)
+#   HELPLINE_SIP_PORT        SIP UDP port                        (5060)
+#   HELPLINE_ARI_PORT        ARI HTTP port, loopback only        (8088)
+#   HELPLINE_ARI_APP         the Stasis application name          (helpline)
+#   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
+#   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${HELPLINE_ASTERISK_ROOT:-/var/cache/helpline-pbx/asterisk-root}
+STATE=${HELPLINE_STATE_DIR:-/var/lib/helpline-pbx}
+SIP_BIND=${HELPLINE_SIP_BIND:-0.0.0.0}
+SIP_PORT=${HELPLINE_SIP_PORT:-5060}
+ARI_PORT=${HELPLINE_ARI_PORT:-8088}
+ARI_APP=${HELPLINE_ARI_APP:-helpline}
+TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
+ARI_USER=helpline
+# The packages the root needs: Asterisk, English and French prompts, music on hold.
+PACKAGES=asterisk,asterisk-core-sounds-en-gsm,asterisk-core-sounds-fr-gsm,asterisk-moh-opsound-gsm
+
+die() { echo "asterisk: $*" >&2; exit 1; }
+say() { echo "asterisk: $*" >&2; }
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "this needs root rights (it builds a system root and runs Asterisk as its own user): run it as root, for example with sudo."
+}
+
+# Which Asterisk: "host" when the host has one of version 20 or newer, else "chroot".
+mode() {
+    if [ "${HELPLINE_USE_HOST_ASTERISK:-1}" != 0 ] && command -v asterisk >/dev/null 2>&1; then
+        major=$(asterisk -V 2>/dev/null | sed -n 's/^Asterisk \([0-9]*\).*/\1/p')
+        if [ -n "$major" ] && [ "$major" -ge 20 ]; then echo host; return; fi
+    fi
+    echo chroot
+}
+
+# In host mode our configuration lives in a folder of its own, so the host's /etc/asterisk is untouched.
+etc_dir() { if [ "$(mode)" = host ]; then echo "$STATE/asterisk/etc"; else echo "$ROOT/etc/asterisk"; fi; }
+run() { if [ "$(mode)" = host ]; then "$@"; else chroot "$ROOT" "$@"; fi; }
+ast() {
+    if [ "$(mode)" = host ]; then asterisk -C "$(etc_dir)/asterisk.conf" "$@"; else chroot "$ROOT" asterisk "$@"; fi
+}
+
+root_intact() {
+    [ -f "$ROOT/.helpline-root-complete" ] &&
+        chroot "$ROOT" asterisk -V 2>/dev/null | grep -Eq '^Asterisk (2[0-9]|[3-9][0-9])'
+}
+
+ensure() {
+    if [ "$(mode)" = host ]; then return 0; fi
+    need_root
+    if root_intact; then return 0; fi
+    command -v debootstrap >/dev/null 2>&1 ||
+        die "debootstrap is missing: install it with 'apt-get install debootstrap' (make deps does it)."
+    say "building an Asterisk 22 root from Debian sid in $ROOT (about a minute, a few hundred MB)..."
+    rm -rf "$ROOT.tmp"
+    mkdir -p "$(dirname "$ROOT")"
+    if ! debootstrap --variant=minbase --include="$PACKAGES" sid "$ROOT.tmp" >"$ROOT.build.log" 2>&1; then
+        tail -n 5 "$ROOT.build.log" >&2
+        die "downloading Debian sid packages failed (see $ROOT.build.log): check the network or the apt proxy, then run 'make asterisk' again."
+    fi
+    touch "$ROOT.tmp/.helpline-root-complete"
+    rm -rf "$ROOT"
+    mv "$ROOT.tmp" "$ROOT"
+    root_intact || die "the new root at $ROOT does not run Asterisk 20 or newer; remove it and retry."
+    say "root ready: $(chroot "$ROOT" asterisk -V)"
+}
+
+ari_password() {
+    local f="$STATE/secrets/ari-password"
+    if [ ! -s "$f" ]; then
+        mkdir -p "$STATE/secrets"
+        chmod 700 "$STATE/secrets"
+        (umask 077; head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$f")
+    fi
+    cat "$f"
+}
+
+render() {
+    sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
+        -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
+        -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
+        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+}
+
+install_config() {
+    ensure
+    local etc dirs
+    etc=$(etc_dir)
+    if [ "$(mode)" = host ]; then
+        local base="$STATE/asterisk"
+        mkdir -p "$base"/{run,log,spool,lib}
+        dirs="astrundir => $base/run\nastlogdir => $base/log\nastspooldir => $base/spool\nastvarlibdir => $base/lib\nastdbdir => $base/lib\nastdatadir => /usr/share/asterisk"
+    else
+        dirs="; the Debian layout of the root"
+    fi
+    # Start from an empty folder: the package's sample files hold demo dialplans and CDR backends.
+    rm -rf "$etc.new"
+    mkdir -p "$etc.new"
+    for f in "$here"/asterisk-config/*.conf "$here"/dialplan/*.conf; do
+        render "$dirs" "$f" | sed 's/\\n/\n/g' >"$etc.new/$(basename "$f")"
+    done
+    rm -rf "$etc"
+    mv "$etc.new" "$etc"
+    chmod 750 "$etc"
+    chmod 640 "$etc"/*.conf
+    install_prompts
+    if [ "$(mode)" = chroot ]; then
+        run mkdir -p /run/asterisk
+        run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk /run/asterisk
+            run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk
+    fi
+}
+
+# The folder Asterisk reads a language's prompts from, seen from the host (the root's symlinks are absolute).
+lang_dir() {
+    if [ "$(mode)" = host ]; then
+        readlink -f "/usr/share/asterisk/sounds/$1" 2>/dev/null || echo "/usr/share/asterisk/sounds/$1"
+    else
+        local inside
+        inside=$(chroot "$ROOT" readlink -f "/usr/share/asterisk/sounds/$1" 2>/dev/null || echo "/usr/share/asterisk/sounds/$1")
+        echo "$ROOT$inside"
+    fi
+}
+
+# The line's own prompts, spoken by espeak-ng from prompts/<lang>/*.txt until the association records
+# its own (a recorded prompts/<lang>/<name>.wav takes precedence).
+install_prompts() {
+    local cache="$STATE/prompts"
+    if [ "$(mode)" = chroot ]; then
+        # The French prompts ship as fr_CA_f_June; channels use the language "fr".
+        ln -sfn fr_CA_f_June "$ROOT/usr/share/asterisk/sounds/fr"
+    fi
+    for dir in "$here"/prompts/*/; do
+        [ -d "$dir" ] || continue
+        local lang voice
+        lang=$(basename "$dir")
+        case "$lang" in fr) voice=fr-fr ;; *) voice=$lang ;; esac
+        local sounds
+        sounds=$(lang_dir "$lang")
+        mkdir -p "$sounds/helpline" "$cache/$lang"
+        for txt in "$dir"*.txt; do
+            [ -f "$txt" ] || continue
+            local name out
+            name=$(basename "$txt" .txt)
+            out="$sounds/helpline/$name.wav"
+            if [ -f "$dir$name.wav" ]; then
+                cp "$dir$name.wav" "$out"
+                continue
+            fi
+            # Speak once per text: the cache key is the text itself.
+            local key
+            key=$(sha256sum "$txt" | cut -c1-16)
+            if [ ! -f "$cache/$lang/$name.$key.wav" ]; then
+                command -v espeak-ng >/dev/null && command -v sox >/dev/null ||
+                    die "espeak-ng and sox are needed to make the prompts: 'apt-get install espeak-ng sox' (make deps does it)."
+                espeak-ng -v "$voice" -s 150 -w "$cache/$lang/$name.raw.wav" -f "$txt"
+                sox "$cache/$lang/$name.raw.wav" -r 8000 -c 1 -b 16 "$cache/$lang/$name.$key.wav"
+                rm -f "$cache/$lang/$name.raw.wav"
+            fi
+            cp "$cache/$lang/$name.$key.wav" "$out"
+        done
+    done
+}
+
+ari_up() {
+    curl -fsS -o /dev/null -m 2 -u "$ARI_USER:$(ari_password)" "http://127.0.0.1:$ARI_PORT/ari/asterisk/info"
+}
+
+pidfile() { if [ "$(mode)" = host ]; then echo "$STATE/asterisk/run/asterisk.pid"; else echo "$ROOT/run/asterisk/asterisk.pid"; fi; }
+
+running_pid() {
+    local p
+    p=$(cat "$(pidfile)" 2>/dev/null || true)
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo "$p"; fi
+}
+
+start() {
+    need_root
+    if [ -n "$(running_pid)" ] && ari_up 2>/dev/null; then say "already running"; return 0; fi
+    install_config
+    [ -n "$(running_pid)" ] && stop
+    if [ "$(mode)" = chroot ]; then
+        run mkdir -p /run/asterisk
+        run chown asterisk:asterisk /run/asterisk
+    fi
+    # -U/-G drop root; -n no colour; it daemonises and writes its pid file.
+    ast -U asterisk -G asterisk -n >/dev/null 2>&1 || die "Asterisk did not start: run '$0 foreground' to see why."
+    local deadline=$((SECONDS + 60))
+    until ari_up 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            die "Asterisk started but ARI did not answer on 127.0.0.1:$ARI_PORT within 60 s; check $(etc_dir)/http.conf, or run '$0 foreground' to see its errors."
+        fi
+        if [ -z "$(running_pid)" ] && [ $((deadline - SECONDS)) -lt 55 ]; then
+            die "Asterisk exited during start-up: run '$0 foreground' to see why."
+        fi
+        sleep 0.2
+    done
+    say "running, ARI on http://127.0.0.1:$ARI_PORT/ari (app '$ARI_APP'), SIP on udp $SIP_BIND:$SIP_PORT"
+}
+
+stop() {
+    local p
+    p=$(running_pid)
+    [ -n "$p" ] || { say "not running"; return 0; }
+    ast -rx "core stop now" >/dev/null 2>&1 || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || { say "stopped"; return 0; }; sleep 0.1; done
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || { say "stopped"; return 0; }; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    say "stopped (killed)"
+}
+
+print_env() {
+    echo "HELPLINE_ARI_URL=http://127.0.0.1:$ARI_PORT/ari"
+    echo "HELPLINE_ARI_USER=$ARI_USER"
+    echo "HELPLINE_ARI_PASSWORD_FILE=$STATE/secrets/ari-password"
+    echo "HELPLINE_ARI_APP=$ARI_APP"
+    echo "HELPLINE_SIP_PORT=$SIP_PORT"
+    echo "HELPLINE_ASTERISK_MODE=$(mode)"
+    echo "HELPLINE_ASTERISK_ROOT=$ROOT"
+}
+
+case "${1:-}" in
+    ensure) ensure ;;
+    install) need_root; install_config ;;
+    start) start ;;
+    stop) stop ;;
+    restart) stop; start ;;
+    status) ari_up ;;
+    foreground) need_root; install_config; ast -U asterisk -G asterisk -f -vvv -c ;;
+    cli) shift; ast -rx "$*" ;;
+    env) print_env ;;
+    *) echo "usage: $0 ensure|install|start|stop|restart|status|foreground|cli CMD|env" >&2; exit 2 ;;
+esac
