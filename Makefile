@@ -1,0 +1,83 @@
+# helpline-pbx — every set-up step is a target; `make run` and `make test` do all of it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE ?= $(or $(HELPLINE_STATE_DIR),/var/lib/helpline-pbx)
+# The Debian packages the project needs on the host (the Asterisk root brings Asterisk itself).
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev
+export HELPLINE_STATE_DIR := $(STATE)
+
+.PHONY: help deps venv asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
+
+help:
+	@echo "make run              start Asterisk and the service on SQLite (installs what it needs)"
+	@echo "make test             run every test, end-to-end ones on the real Asterisk included"
+	@echo "make lint             ruff and mypy (strict on src/)"
+	@echo "make asterisk         provision Asterisk 22 (the host's, or a Debian sid root)"
+	@echo "make asterisk-start   start it with this project's configuration; asterisk-stop stops it"
+	@echo "make prompts          (re)make the line's spoken prompts from prompts/<lang>/*.txt"
+	@echo "make bench            benchmarks, results written under bench-results/"
+
+# apt packages, installed only when one is missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then echo "make: these Debian packages are missing:$$missing — run make as root, or install them with apt-get install$$missing" >&2; exit 1; fi; \
+		echo "installing:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) || \
+		{ echo "make: apt-get could not install$$missing — check the network or the apt sources, then run make again" >&2; exit 1; }; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python 3.11 or newer is needed as $(PYTHON)" >&2; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { echo "make: could not create a virtualenv: apt-get install python3-venv" >&2; exit 1; }
+	@$(BIN)/pip install -q --upgrade pip >/dev/null
+	@$(BIN)/pip install -q -e '.[dev]' || { echo "make: installing the Python dependencies failed (see above): check the network or the package index, then run make again" >&2; exit 1; }
+	@touch $@
+
+venv: $(VENV)/.installed
+
+asterisk: deps
+	@scripts/asterisk.sh ensure
+
+asterisk-start: deps
+	@scripts/asterisk.sh start
+
+asterisk-stop:
+	@scripts/asterisk.sh stop
+
+prompts: deps
+	@scripts/asterisk.sh install
+
+run: deps venv asterisk-start
+	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
+	export HELPLINE_DATABASE_URL=$${HELPLINE_DATABASE_URL:-sqlite+aiosqlite:///$(STATE)/roster.db}; \
+	$(BIN)/helpline-pbx db upgrade && $(BIN)/helpline-pbx welcome && exec $(BIN)/helpline-pbx serve
+
+test: deps venv asterisk
+	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Unit and integration tests only, without Asterisk.
+test-fast: venv
+	@$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+bench: deps venv asterisk
+	@mkdir -p bench-results
+	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
+	$(BIN)/python -m tests.bench.latency --out bench-results/latency.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results src/*.egg-info

@@ -1,0 +1,58 @@
+"""The one place where the service is wired together: settings, logs, database, ARI, switchboard."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.stream import EventStream
+from helpline_pbx.core import Policy
+from helpline_pbx.roster.database import make_engine
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.settings import Settings
+from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+
+log = structlog.get_logger(__name__)
+
+
+def switchboard_config(settings: Settings) -> SwitchboardConfig:
+    return SwitchboardConfig(
+        app=settings.ari_app,
+        line_name=settings.line_name,
+        fallback_context=settings.fallback_context,
+        roster_poll_interval=settings.roster_poll_interval,
+        drain_timeout=settings.drain_timeout,
+        policy=Policy(
+            ring_timeout=settings.ring_timeout,
+            rest_after_call=settings.rest_after_call,
+            missed_offer_delay=settings.missed_offer_delay,
+            declined_offer_delay=settings.declined_offer_delay,
+        ),
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT has drained the calls in progress."""
+    engine = make_engine(settings.database_url)
+    secret = settings.ari_secret()
+    try:
+        async with (
+            AriClient(settings.ari_url, settings.ari_user, secret) as ari,
+            EventStream(settings.ari_url, settings.ari_user, secret, settings.ari_app) as stream,
+        ):
+            board = Switchboard(switchboard_config(settings), ari, stream, Roster(engine))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, board.request_drain)
+            log.info("service_started", app=settings.ari_app)
+            await board.run()
+            log.info(
+                "service_stopped",
+                events=board.handled_events,
+                lane_failures=board.executor.lanes.failures,
+            )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,171 @@
+"""The `helpline-pbx` command: serve, db upgrade, listeners, welcome, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from helpline_pbx.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def _database_url() -> str:
+    # The listener commands need only the database: they must work without an ARI password.
+    default: str = Settings.model_fields["database_url"].default
+    return os.environ.get("HELPLINE_DATABASE_URL", default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpline-pbx", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the service (drains on SIGTERM)")
+    sub.add_parser("check", help="validate the settings and exit")
+    sub.add_parser("welcome", help="print how to register a softphone and which number to call")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate the roster database to the latest schema")
+
+    listeners = sub.add_parser("listeners", help="manage the roster of listeners")
+    l_sub = listeners.add_subparsers(dest="listeners_command", required=True)
+    add = l_sub.add_parser("add", help="add a listener; prints the SIP password once")
+    add.add_argument("pseudonym", help="how the team calls the listener (no real name needed)")
+    add.add_argument("--endpoint", help="SIP user name (default: from the pseudonym)")
+    add.add_argument("--role", default="volunteer", choices=["volunteer", "professional", "supervisor"])
+    lst = l_sub.add_parser("list", help="list listeners")
+    lst.add_argument("--active", action="store_true", help="only active listeners")
+    edit = l_sub.add_parser("edit", help="change a listener")
+    edit.add_argument("listener", help="id, endpoint or pseudonym")
+    edit.add_argument("--pseudonym")
+    edit.add_argument("--endpoint")
+    edit.add_argument("--role", choices=["volunteer", "professional", "supervisor"])
+    group = edit.add_mutually_exclusive_group()
+    group.add_argument("--activate", dest="active", action="store_const", const=True)
+    group.add_argument("--deactivate", dest="active", action="store_const", const=False)
+    edit.add_argument("--new-password", action="store_true", help="generate a new SIP password")
+    rm = l_sub.add_parser("remove", help="remove a listener (their call records stay, anonymous)")
+    rm.add_argument("listener", help="id, endpoint or pseudonym")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "serve":
+                return _serve()
+            case "check":
+                load_settings()
+                print("settings: ok")
+                return 0
+            case "welcome":
+                return _welcome()
+            case "db":
+                from helpline_pbx.roster.database import upgrade_sync
+
+                upgrade_sync(_database_url())
+                print("database: at the latest schema")
+                return 0
+            case "listeners":
+                return asyncio.run(_listeners(args))
+    except SettingsError as exc:
+        print(f"helpline-pbx: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_FAILED
+
+
+def _serve() -> int:
+    from helpline_pbx.app import serve
+    from helpline_pbx.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _welcome() -> int:
+    port = os.environ.get("HELPLINE_SIP_PORT", "5060")
+    print(
+        f"""
+helpline-pbx is starting.
+
+  Listeners' softphones register to this machine, UDP port {port}:
+    add a listener:   .venv/bin/helpline-pbx listeners add "Camille" --role volunteer
+    then in the softphone: user = the endpoint printed, password = the password printed,
+    domain/registrar = this machine's address, port {port}, transport UDP.
+
+  Callers come in through the SIP trunk (the address in HELPLINE_TRUNK_MATCH, 127.0.0.2 by default),
+  dialling the line's number, for example sip:0800123456@<this machine>:{port}.
+  To try it without a trunk:  sipp -sf tests/sipp/caller.xml -i 127.0.0.2 -s 0800123456 127.0.0.1:{port} -m 1
+
+  Stop with Ctrl-C: calls in progress finish, waiting callers go to the fallback message.
+"""
+    )
+    return 0
+
+
+async def _listeners(args: argparse.Namespace) -> int:
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.roster.errors import RosterError
+    from helpline_pbx.roster.repository import Roster
+
+    engine = make_engine(_database_url())
+    roster = Roster(engine)
+    try:
+        match args.listeners_command:
+            case "add":
+                endpoint = args.endpoint or _endpoint_from(args.pseudonym)
+                added = await roster.add_listener(args.pseudonym, endpoint, args.role)
+                print(f"added {added.id}  pseudonym={added.pseudonym}  role={added.role.value}")
+                print(f"  SIP user: {added.endpoint}")
+                print(
+                    f"  SIP password: {added.sip_secret}   (shown once; `edit --new-password` makes another)"
+                )
+            case "list":
+                rows = await roster.list_listeners(active_only=args.active)
+                print(f"{'id':<12} {'pseudonym':<20} {'endpoint':<20} {'role':<13} {'active':<6} state")
+                for r in rows:
+                    print(
+                        f"{r.id:<12} {r.pseudonym:<20} {r.endpoint:<20} {r.role.value:<13} "
+                        f"{'yes' if r.active else 'no':<6} {r.state.value}"
+                    )
+            case "edit":
+                edited = await roster.edit_listener(
+                    args.listener,
+                    pseudonym=args.pseudonym,
+                    role=args.role,
+                    active=args.active,
+                    endpoint=args.endpoint,
+                    regenerate_secret=args.new_password,
+                )
+                print(f"edited {edited.id}  pseudonym={edited.pseudonym}  role={edited.role.value}")
+                if args.new_password:
+                    print(f"  new SIP password: {edited.sip_secret}")
+            case "remove":
+                removed = await roster.remove_listener(args.listener)
+                print(f"removed {removed.id} ({removed.pseudonym})")
+        return 0
+    except RosterError as exc:
+        print(f"helpline-pbx: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await engine.dispose()
+
+
+def _endpoint_from(pseudonym: str) -> str:
+    import re
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", pseudonym).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-") or "listener"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

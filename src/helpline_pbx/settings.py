@@ -1,0 +1,83 @@
+"""The service's settings: environment variables prefixed HELPLINE_, validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that ship in samples and tutorials: a line must never run with one of them.
+_DEFAULT_SECRETS = frozenset(
+    {"", "asterisk", "password", "secret", "changeme", "change-me", "admin", "helpline", "1234"}
+)
+MIN_SECRET_LENGTH = 16
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HELPLINE_", extra="ignore", frozen=True)
+
+    ari_url: str = "http://127.0.0.1:8088/ari"
+    ari_user: str = "helpline"
+    ari_password: SecretStr | None = None
+    ari_password_file: Path | None = Path("/var/lib/helpline-pbx/secrets/ari-password")
+    ari_app: str = Field(default="helpline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    database_url: str = "sqlite+aiosqlite:////var/lib/helpline-pbx/roster.db"
+
+    ring_timeout: float = Field(default=20.0, gt=0, le=300)
+    rest_after_call: float = Field(default=30.0, ge=0, le=3600)
+    missed_offer_delay: float = Field(default=10.0, ge=0, le=3600)
+    declined_offer_delay: float = Field(default=10.0, ge=0, le=3600)
+    roster_poll_interval: float = Field(default=2.0, gt=0, le=60)
+    drain_timeout: float = Field(default=3600.0, ge=0)
+    fallback_context: str = "helpline-fallback"
+    line_name: str = Field(default="Écoute", min_length=1, max_length=20)
+
+    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+
+    @model_validator(mode="after")
+    def _password_is_usable(self) -> Self:
+        # Fail fast: read the secret now so a missing file or a sample password stops start-up.
+        self.ari_secret()
+        return self
+
+    def ari_secret(self) -> SecretStr:
+        if self.ari_password is not None:
+            value = self.ari_password.get_secret_value()
+            origin = "HELPLINE_ARI_PASSWORD"
+        elif self.ari_password_file is not None:
+            origin = f"HELPLINE_ARI_PASSWORD_FILE ({self.ari_password_file})"
+            try:
+                value = self.ari_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"{origin} cannot be read ({exc.strerror}); `make asterisk-start` generates it"
+                ) from None
+        else:
+            raise SettingsError("no ARI password: set HELPLINE_ARI_PASSWORD_FILE")
+        if value.lower() in _DEFAULT_SECRETS or len(value) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"{origin} is empty, a well-known default or shorter than {MIN_SECRET_LENGTH} "
+                "characters; use a generated secret"
+            )
+        return SecretStr(value)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; a bad value becomes a SettingsError naming the setting."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(problems) from None

@@ -1,0 +1,312 @@
+"""Carries out the core's commands against Asterisk and the roster.
+
+Each command is queued on a lane (see workers.py) and returns at once, so the event loop that feeds the
+core never waits on I/O. Whatever goes wrong while carrying out a command is turned back into an event for
+the core (a failed ring is an OfferFailed, a vanished caller a CallerLeft), so no call is left waiting on
+something that will never happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.core import (
+    CallerLeft,
+    CancelOffer,
+    CancelTimer,
+    ClaimFailed,
+    Command,
+    ConnectCall,
+    EndCall,
+    Event,
+    ListenerLeft,
+    ListenerState,
+    OfferCall,
+    OfferFailed,
+    RecordCall,
+    SendToFallback,
+    SetListenerState,
+    StartTimer,
+    TimerFired,
+    TimerKey,
+)
+from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.snapshots import CallRecordData
+from helpline_pbx.switchboard.legs import Call, LegBook
+from helpline_pbx.switchboard.workers import Lanes
+
+log = structlog.get_logger(__name__)
+
+Feed = Callable[[Event], None]
+
+
+def _at(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def talk_bridge_id(call_id: str) -> str:
+    return f"{call_id}-talk"
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        ari: AriClient,
+        roster: Roster,
+        book: LegBook,
+        feed: Feed,
+        app: str,
+        instance: str,
+        holding_bridge: str,
+        fallback_context: str,
+    ) -> None:
+        self._ari = ari
+        self._roster = roster
+        self._book = book
+        self._feed = feed
+        self._app = app
+        self._instance = instance
+        self._holding = holding_bridge
+        self._fallback = fallback_context
+        self.lanes = Lanes()
+        self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
+
+    # ---- dispatch -------------------------------------------------------------------------------------
+
+    def submit(self, command: Command) -> None:
+        match command:
+            case StartTimer(key=key, delay=delay):
+                self._start_timer(key, delay)
+            case CancelTimer(key=key):
+                handle = self._timers.pop(key, None)
+                if handle is not None:
+                    handle.cancel()
+            case OfferCall():
+                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._claim(command))
+            case CancelOffer():
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._cancel_offer(command))
+            case ConnectCall():
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._connect(command))
+            case EndCall():
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._end(command))
+            case SendToFallback():
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._to_fallback(command.call_id))
+            case SetListenerState():
+                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._set_state(command))
+            case RecordCall():
+                self.lanes.submit("records", lambda: self._record(command))
+
+    def admit(self, call: Call) -> None:
+        """Put a new caller on hold with music, before any offer for the call runs on its lane."""
+        self.lanes.submit(f"call:{call.call_id}", lambda: self._admit(call))
+
+    def _start_timer(self, key: TimerKey, delay: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self._feed(TimerFired(key=key))
+
+        self._timers[key] = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
+
+    def cancel_all_timers(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ---- calls ----------------------------------------------------------------------------------------
+
+    async def _admit(self, call: Call) -> None:
+        try:
+            await self._ari.add_channel(self._holding, call.caller_channel)
+        except AriNotFound:
+            # Either the caller already hung up (their ChannelDestroyed follows) or the holding bridge
+            # vanished (Asterisk restarted it away): make it again and retry once.
+            if await self._channel_exists(call.caller_channel):
+                await self.ensure_holding_bridge()
+                await self._ari.add_channel(self._holding, call.caller_channel)
+
+    async def ensure_holding_bridge(self) -> None:
+        # Creating a bridge whose id exists fails: after a reconnect the bridge may still be there,
+        # with callers in it.
+        try:
+            await self._ari.get_bridge(self._holding)
+        except AriNotFound:
+            await self._ari.create_bridge(self._holding, type="holding", name=self._holding)
+        await self._ari.start_moh(self._holding)
+
+    async def _claim(self, command: OfferCall) -> None:
+        try:
+            claimed = await self._roster.claim(command.listener_id, command.call_id, datetime.now(UTC))
+        except RosterError as exc:
+            log.warning(
+                "claim_failed", call_id=command.call_id, listener_id=command.listener_id, error=exc.code
+            )
+            claimed = False
+        if not claimed:
+            self._feed(ClaimFailed(call_id=command.call_id, listener_id=command.listener_id))
+            return
+        # The ring itself belongs to the call's lane, after the caller was put on hold.
+        self.lanes.submit(f"call:{command.call_id}", lambda: self._ring(command))
+
+    async def _ring(self, command: OfferCall) -> None:
+        call = self._book.call(command.call_id)
+        if call is None or command.listener_id in call.cancelled_offers:
+            # The caller left, or the offer was withdrawn while the claim ran; the core already knows.
+            return
+        channel_id = self._book.new_listener_channel_id(call, command.listener_id)
+        self._book.add_listener_leg(call, command.listener_id, channel_id)
+        code = call.label.rsplit(" ", 1)[-1]
+        try:
+            await self._ari.originate(
+                channel_id,
+                f"PJSIP/{command.endpoint}",
+                app=self._app,
+                app_args=["listener", call.call_id],
+                caller_id=f'"{call.label}" <{code}>',
+                # The core's own ring timer decides; Asterisk's is only a backstop.
+                timeout=int(command.ring_timeout) + 10,
+            )
+        except AriError as exc:
+            log.info("ring_failed", call_id=call.call_id, listener_id=command.listener_id, error=exc.code)
+            self._book.release(channel_id)
+            self._book.forget_channel(channel_id)
+            self._feed(
+                OfferFailed(call_id=call.call_id, listener_id=command.listener_id, reason="unreachable")
+            )
+
+    async def _cancel_offer(self, command: CancelOffer) -> None:
+        call = self._book.call(command.call_id)
+        if call is not None:
+            call.cancelled_offers.add(command.listener_id)
+        channel_id = self._book.listener_channel(command.call_id, command.listener_id)
+        if channel_id is not None:
+            self._book.release(channel_id)
+            await self._hangup(channel_id)
+
+    async def _connect(self, command: ConnectCall) -> None:
+        call = self._book.call(command.call_id)
+        listener_channel = self._book.listener_channel(command.call_id, command.listener_id)
+        if call is None or listener_channel is None:
+            return
+        bridge_id = talk_bridge_id(call.call_id)
+        try:
+            await self._ari.create_bridge(bridge_id, type="mixing", name=bridge_id)
+            await self._remove_from_holding(call.caller_channel)
+            await self._ari.add_channel(bridge_id, [call.caller_channel, listener_channel])
+        except AriNotFound:
+            # One side vanished between the answer and the bridge: tell the core which one.
+            if not await self._channel_exists(call.caller_channel):
+                self._feed(CallerLeft(call_id=call.call_id))
+            elif not await self._channel_exists(listener_channel):
+                self._feed(ListenerLeft(call_id=call.call_id, listener_id=command.listener_id))
+            else:
+                raise
+
+    async def _end(self, command: EndCall) -> None:
+        call = self._book.call(command.call_id)
+        if call is None:
+            return
+        channels = [call.caller_channel, *call.listener_channels.values()]
+        for channel_id in channels:
+            self._book.release(channel_id)
+        for channel_id in channels:
+            await self._hangup(channel_id)
+        await self._destroy_bridge(talk_bridge_id(call.call_id))
+
+    async def _to_fallback(self, call_id: str) -> None:
+        call = self._book.call(call_id)
+        if call is None:
+            return
+        self._book.release(call.caller_channel)
+        for channel_id in call.listener_channels.values():
+            self._book.release(channel_id)
+            await self._hangup(channel_id)
+        await self._remove_from_holding(call.caller_channel)
+        with contextlib.suppress(AriNotFound):
+            await self._ari.continue_in_dialplan(call.caller_channel, self._fallback, "s", 1)
+
+    # ---- roster ---------------------------------------------------------------------------------------
+
+    async def _set_state(self, command: SetListenerState) -> None:
+        now = datetime.now(UTC)
+        # A listener's idle time starts when their last call ended, which is when their rest begins.
+        idle_since = (
+            now if command.state is ListenerState.RESTING and command.reason == "after_call" else None
+        )
+        try:
+            await self._roster.set_state(
+                command.listener_id,
+                command.state.value,
+                call_id=command.call_id,
+                until=_at(command.until),
+                reason=command.reason,
+                now=now,
+                idle_since=idle_since,
+            )
+        except RosterError as exc:
+            log.warning("listener_state_not_saved", listener_id=command.listener_id, error=exc.code)
+
+    async def _record(self, command: RecordCall) -> None:
+        r = command.record
+        data = CallRecordData(
+            call_id=r.call_id,
+            line=r.line,
+            queued_at=datetime.fromtimestamp(r.queued_at, UTC),
+            ended_at=datetime.fromtimestamp(r.ended_at, UTC),
+            outcome=r.outcome,  # type: ignore[arg-type]
+            instance=self._instance,
+            first_offered_at=_at(r.first_offered_at),
+            answered_at=_at(r.answered_at),
+            listener_id=r.listener_id,
+            offers=r.offers,
+            wait_seconds=r.wait_seconds,
+            talk_seconds=r.talk_seconds,
+        )
+        try:
+            await self._roster.record_call(data)
+        except RosterError as exc:
+            log.warning("call_record_not_saved", call_id=r.call_id, error=exc.code)
+        log.info(
+            "call_ended",
+            call_id=r.call_id,
+            line=r.line,
+            outcome=r.outcome,
+            listener_id=r.listener_id,
+            offers=r.offers,
+            wait_seconds=round(r.wait_seconds, 3),
+            talk_seconds=round(r.talk_seconds, 3),
+        )
+
+    # ---- small ARI helpers ----------------------------------------------------------------------------
+
+    async def _hangup(self, channel_id: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            await self._ari.hangup(channel_id)
+
+    async def _destroy_bridge(self, bridge_id: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            await self._ari.destroy_bridge(bridge_id)
+
+    async def _remove_from_holding(self, channel_id: str) -> None:
+        # Not in the holding bridge (any more): nothing to undo.
+        with contextlib.suppress(AriError):
+            await self._ari.remove_channel(self._holding, channel_id)
+
+    async def _channel_exists(self, channel_id: str) -> bool:
+        try:
+            await self._ari.get_channel(channel_id)
+        except AriNotFound:
+            return False
+        return True

@@ -1,0 +1,91 @@
+"""Which Asterisk channel is which leg of which call.
+
+The core speaks of calls and listeners; Asterisk of channels. The book is the only place that knows both,
+so translating an event or a command is a lookup, and a late event about a channel we already let go of
+is recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["caller", "listener"]
+
+
+@dataclass(slots=True)
+class Leg:
+    channel_id: str
+    call_id: str
+    role: Role
+    listener_id: str | None = None
+    answered: bool = False
+    # We hung it up or handed it to the dialplan ourselves: its end is not news for the core.
+    released: bool = False
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    line: str
+    label: str
+    caller_channel: str
+    # The listener legs of this call, by listener id (one at a time, but a cancelled one may linger).
+    listener_channels: dict[str, str] = field(default_factory=dict)
+    cancelled_offers: set[str] = field(default_factory=set)
+    attempts: int = 0
+
+
+class LegBook:
+    def __init__(self) -> None:
+        self._legs: dict[str, Leg] = {}
+        self._calls: dict[str, Call] = {}
+
+    def open_call(self, caller_channel: str, line: str, line_name: str) -> Call:
+        call_id = "c-" + secrets.token_hex(6)
+        # A per-call code lets listener and supervisor speak about a call without identifying anyone.
+        label = f"{line_name} {secrets.randbelow(9000) + 1000}"
+        call = Call(call_id=call_id, line=line, label=label, caller_channel=caller_channel)
+        self._calls[call_id] = call
+        self._legs[caller_channel] = Leg(caller_channel, call_id, "caller")
+        return call
+
+    def call(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def leg(self, channel_id: str) -> Leg | None:
+        return self._legs.get(channel_id)
+
+    def new_listener_channel_id(self, call: Call, listener_id: str) -> str:
+        call.attempts += 1
+        return f"{call.call_id}-{listener_id}-{call.attempts}"
+
+    def add_listener_leg(self, call: Call, listener_id: str, channel_id: str) -> None:
+        call.listener_channels[listener_id] = channel_id
+        self._legs[channel_id] = Leg(channel_id, call.call_id, "listener", listener_id)
+
+    def listener_channel(self, call_id: str, listener_id: str) -> str | None:
+        call = self._calls.get(call_id)
+        return call.listener_channels.get(listener_id) if call else None
+
+    def release(self, channel_id: str) -> None:
+        leg = self._legs.get(channel_id)
+        if leg is not None:
+            leg.released = True
+
+    def forget_channel(self, channel_id: str) -> None:
+        leg = self._legs.pop(channel_id, None)
+        if leg is None:
+            return
+        call = self._calls.get(leg.call_id)
+        if call is None:
+            return
+        if leg.listener_id is not None and call.listener_channels.get(leg.listener_id) == channel_id:
+            del call.listener_channels[leg.listener_id]
+        # A call is forgotten once none of its channels is left.
+        if call.caller_channel not in self._legs and not call.listener_channels:
+            del self._calls[call.call_id]
+
+    def calls(self) -> list[Call]:
+        return list(self._calls.values())

@@ -1,0 +1,252 @@
+"""The service's main loop: ARI events in, core decisions out.
+
+One task reads the event stream (whose socket reader never waits for us) and, for each event, asks the
+core synchronously what to do; the executor carries the commands out on lanes. The core is only ever
+touched from this loop, so it needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.models import ChannelDestroyed, StasisEnd, StasisStart
+from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, StreamItem
+from helpline_pbx.core import (
+    CallerArrived,
+    CallQueue,
+    DrainRequested,
+    Event,
+    ListenerOffline,
+    ListenerOnline,
+    ListenerState,
+    Policy,
+)
+from helpline_pbx.phones import listener_objects
+from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
+from helpline_pbx.switchboard.executor import Executor
+from helpline_pbx.switchboard.legs import LegBook
+from helpline_pbx.switchboard.translate import channel_gone, listener_answered
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchboardConfig:
+    app: str
+    line_name: str
+    fallback_context: str
+    roster_poll_interval: float
+    drain_timeout: float
+    policy: Policy
+
+
+class Switchboard:
+    def __init__(
+        self, config: SwitchboardConfig, ari: AriClient, stream: EventStream, roster: Roster
+    ) -> None:
+        self._config = config
+        self._ari = ari
+        self._stream = stream
+        self._roster = roster
+        self.queue = CallQueue(config.policy)
+        self.book = LegBook()
+        self.executor = Executor(
+            ari=ari,
+            roster=roster,
+            book=self.book,
+            feed=self.feed,
+            app=config.app,
+            instance=config.app,
+            holding_bridge=f"{config.app}-waiting",
+            fallback_context=config.fallback_context,
+        )
+        self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
+        self._roster_version: RosterVersion | None = None
+        self._draining = False
+        self._stopped = asyncio.Event()
+        self._drained = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.handled_events = 0
+
+    # ---- the core ------------------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        for command in self.queue.handle(event, time.time()):
+            self.executor.submit(command)
+        if self._draining and self.queue.idle:
+            self._drained.set()
+
+    # ---- main loop -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until drained (after request_drain) or stopped."""
+        await self._roster.repair(set(), now=datetime.now(UTC))
+        poller = asyncio.create_task(self._poll_roster())
+        try:
+            async for item in self._stream:
+                await self._on_item(item)
+                if self._draining and self.queue.idle:
+                    break
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            self.executor.cancel_all_timers()
+            await self.executor.lanes.wait_idle()
+            await self.executor.lanes.close()
+            self._stopped.set()
+
+    async def _on_item(self, item: StreamItem) -> None:
+        match item:
+            case Connected():
+                # Rebuild what Asterisk forgot before handling anything new: the stream keeps queuing.
+                await self._on_connected()
+            case Disconnected():
+                self.connected.clear()
+                log.warning("ari_disconnected", reason=item.reason)
+            case StasisStart():
+                self._on_stasis_start(item)
+            case ChannelDestroyed() | StasisEnd():
+                for event in channel_gone(item, self.book):
+                    self.feed(event)
+                if isinstance(item, ChannelDestroyed):
+                    self.book.forget_channel(item.channel.id)
+            case _:
+                pass
+        self.handled_events += 1
+
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        role = event.args[0] if event.args else ""
+        if role == "caller":
+            line = event.args[1] if len(event.args) > 1 else "s"
+            if self._draining:
+                self.executor.lanes.submit(
+                    f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
+                )
+                return
+            call = self.book.open_call(event.channel.id, line, self._config.line_name)
+            log.info("caller_arrived", call_id=call.call_id, line=line)
+            self.executor.admit(call)
+            self.feed(CallerArrived(call_id=call.call_id, line=line))
+        elif role == "listener":
+            for core_event in listener_answered(event, self.book):
+                self.feed(core_event)
+            leg = self.book.leg(event.channel.id)
+            if leg is None or leg.released:
+                # An answer for an offer we already withdrew: that phone must not stay off-hook.
+                self.executor.lanes.submit(
+                    f"channel:{event.channel.id}", lambda: self._hangup(event.channel.id)
+                )
+
+    async def _refuse(self, channel_id: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            await self._ari.continue_in_dialplan(channel_id, self._config.fallback_context, "s", 1)
+
+    async def _hangup(self, channel_id: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            await self._ari.hangup(channel_id)
+
+    # ---- connection and roster -----------------------------------------------------------------------
+
+    async def _on_connected(self) -> None:
+        try:
+            await self.executor.ensure_holding_bridge()
+            self._pushed_phones.clear()
+            await self._sync_roster(force=True)
+        except (AriError, RosterError) as exc:
+            log.error("resync_failed", error=exc.code)
+        self.connected.set()
+        log.info("ari_connected", app=self._config.app)
+
+    async def _poll_roster(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.roster_poll_interval)
+            if not self.connected.is_set():
+                continue
+            try:
+                await self._sync_roster(force=False)
+            except (AriError, RosterError) as exc:
+                log.warning("roster_sync_failed", error=exc.code)
+
+    async def _sync_roster(self, *, force: bool) -> None:
+        version = await self._roster.roster_version()
+        if force or version != self._roster_version:
+            await self._push_phones(await self._roster.list_listeners(active_only=True))
+            self._roster_version = version
+        await self._sync_availability()
+
+    async def _push_phones(self, listeners: list[ListenerSnapshot]) -> None:
+        wanted = {listener.endpoint: listener.sip_secret for listener in listeners}
+        for endpoint, secret in wanted.items():
+            if self._pushed_phones.get(endpoint) == secret:
+                continue
+            for object_type, fields in listener_objects(endpoint, secret):
+                await self._ari.put_config_object(object_type, endpoint, fields)
+            self._pushed_phones[endpoint] = secret
+            log.info("phone_configured", endpoint=endpoint)
+        for endpoint in set(self._pushed_phones) - set(wanted):
+            for object_type in ("endpoint", "aor", "auth"):
+                with contextlib.suppress(AriNotFound):
+                    await self._ari.delete_config_object(object_type, endpoint)
+            del self._pushed_phones[endpoint]
+            log.info("phone_removed", endpoint=endpoint)
+
+    async def _sync_availability(self) -> None:
+        """Bring the core's view of who can take calls in line with the roster.
+
+        Listeners are on duty while active (presence codes come later): an idle active listener the
+        core does not know, or lost to a claim another instance won, comes (back) online; a listener
+        removed or deactivated goes offline. States the core owns (ringing, on call, resting) are left
+        alone: the core writes those itself.
+        """
+        now = datetime.now(UTC)
+        active = {listener.id: listener for listener in await self._roster.list_listeners(active_only=True)}
+        for listener in active.values():
+            if self.queue.listener_state(listener.id) not in (None, ListenerState.OFFLINE):
+                continue
+            if listener.state.value == ListenerState.OFFLINE.value:
+                listener = await self._roster.set_state(
+                    listener.id, ListenerState.AVAILABLE, now=now, reason="on_duty"
+                )
+            if listener.is_free(now):
+                idle = listener.idle_since.timestamp() if listener.idle_since else None
+                self.feed(
+                    ListenerOnline(listener_id=listener.id, endpoint=listener.endpoint, idle_since=idle)
+                )
+        for view in self.queue.listeners():
+            if view.listener_id not in active and view.online:
+                self.feed(ListenerOffline(listener_id=view.listener_id))
+
+    # ---- stopping ------------------------------------------------------------------------------------
+
+    def request_drain(self) -> None:
+        """Take no new callers; waiting ones go to the fallback; calls in progress finish."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("draining", calls=len(self.book.calls()))
+        self.feed(DrainRequested())
+        asyncio.get_running_loop().create_task(self._finish_drain())
+
+    async def _finish_drain(self) -> None:
+        if self.queue.idle:
+            self._drained.set()
+        try:
+            await asyncio.wait_for(self._drained.wait(), self._config.drain_timeout)
+        except TimeoutError:
+            log.warning("drain_timeout", calls=len(self.book.calls()))
+        await self._stream.close()
+
+    async def stop(self) -> None:
+        await self._stream.close()
+        await self._stopped.wait()

@@ -1,0 +1,46 @@
+"""The listener phone settings pushed through ARI match the templates in pjsip.conf."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import pytest
+
+from helpline_pbx.phones import LISTENER_AOR, LISTENER_AUTH, LISTENER_ENDPOINT, listener_objects
+
+PJSIP_CONF = Path(__file__).resolve().parents[2] / "asterisk-config" / "pjsip.conf"
+
+
+def _template(name: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    text = PJSIP_CONF.read_text(encoding="utf-8").replace("](!)", "]")
+    # Several sections share a name in pjsip.conf (endpoint + identify); only templates matter here.
+    parser.read_string("\n".join(line for line in text.splitlines() if not line.startswith(";")))
+    section = dict(parser[name])
+    section.pop("type")
+    return section
+
+
+@pytest.mark.parametrize(
+    ("template", "fields"),
+    [("listener-endpoint", LISTENER_ENDPOINT), ("listener-aor", LISTENER_AOR), ("listener-auth", LISTENER_AUTH)],
+)
+def test_dynamic_objects_mirror_the_pjsip_templates(template: str, fields: dict[str, str]) -> None:
+    assert _template(template) == dict(fields)
+
+
+def test_listener_endpoint_leaks_no_identity_and_cannot_transfer() -> None:
+    for key in ("send_pai", "send_rpid", "send_diversion", "send_connected_line", "trust_id_outbound"):
+        assert LISTENER_ENDPOINT[key] == "no", key
+    assert LISTENER_ENDPOINT["allow_transfer"] == "no"
+
+
+def test_objects_reference_each_other_and_carry_the_secret() -> None:
+    objects = dict(listener_objects("alice", "s3cret-generated-value"))
+    assert list(dict(listener_objects("alice", "x"))) == ["auth", "aor", "endpoint"]
+    assert objects["auth"]["username"] == "alice"
+    assert objects["auth"]["password"] == "s3cret-generated-value"
+    assert objects["endpoint"]["auth"] == "alice"
+    assert objects["endpoint"]["aors"] == "alice"
