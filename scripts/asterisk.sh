@@ -119,6 +119,8 @@ install_config() {
     chmod 640 "$etc"/*.conf
     install_prompts
     if [ "$(mode)" = chroot ]; then
+        # Asterisk resolves the machine's own name at start-up; the root's hosts file must know it.
+        grep -qw "$(hostname)" "$ROOT/etc/hosts" 2>/dev/null || echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"
         run mkdir -p /run/asterisk
         run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk /run/asterisk
             run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk
@@ -194,6 +196,8 @@ start() {
     install_config
     [ -n "$(running_pid)" ] && stop
     if [ "$(mode)" = chroot ]; then
+        # Asterisk resolves the machine's own name at start-up; the root's hosts file must know it.
+        grep -qw "$(hostname)" "$ROOT/etc/hosts" 2>/dev/null || echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"
         run mkdir -p /run/asterisk
         run chown asterisk:asterisk /run/asterisk
     fi

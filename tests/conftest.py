@@ -42,9 +42,7 @@ def _unavailable(reason: str) -> None:
 
 
 def _script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=900, check=False
-    )
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=900, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +53,7 @@ def asterisk() -> Iterator[AsteriskUnderTest]:
     started = _script("start")
     if started.returncode != 0:
         _unavailable((started.stderr or started.stdout).strip()[-2000:])
-    env = dict(
-        line.split("=", 1) for line in _script("env").stdout.splitlines() if "=" in line
-    )
+    env = dict(line.split("=", 1) for line in _script("env").stdout.splitlines() if "=" in line)
     password = Path(env["HELPLINE_ARI_PASSWORD_FILE"]).read_text(encoding="utf-8").strip()
     yield AsteriskUnderTest(
         ari_url=env["HELPLINE_ARI_URL"],
@@ -79,3 +75,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "/tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _json_logs() -> None:
+    # The service's own log pipeline (identity redaction included) also runs under test.
+    from helpline_pbx.logs import configure_logging
+
+    configure_logging("info")

@@ -58,10 +58,7 @@ def _redact(value: Any) -> Any:
         # A bare integer of six digits or more could be a number typed without a leading zero.
         return REDACTED if abs(value) >= 100_000 else value
     if isinstance(value, Mapping):
-        return {
-            k: (REDACTED if str(k).lower() in _FORBIDDEN_KEYS else _redact(v))
-            for k, v in value.items()
-        }
+        return {k: (REDACTED if str(k).lower() in _FORBIDDEN_KEYS else _redact(v)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_redact(v) for v in value]
     if isinstance(value, float):
@@ -92,9 +89,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
             refuse_caller_identity,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )

@@ -25,7 +25,11 @@ def _template(name: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("template", "fields"),
-    [("listener-endpoint", LISTENER_ENDPOINT), ("listener-aor", LISTENER_AOR), ("listener-auth", LISTENER_AUTH)],
+    [
+        ("listener-endpoint", LISTENER_ENDPOINT),
+        ("listener-aor", LISTENER_AOR),
+        ("listener-auth", LISTENER_AUTH),
+    ],
 )
 def test_dynamic_objects_mirror_the_pjsip_templates(template: str, fields: dict[str, str]) -> None:
     assert _template(template) == dict(fields)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, Stream
 from helpline_pbx.core import (
     CallerArrived,
     CallQueue,
+    Command,
     DrainRequested,
     Event,
     ListenerOffline,
@@ -77,12 +79,17 @@ class Switchboard:
         self._drained = asyncio.Event()
         self.connected = asyncio.Event()
         self.handled_events = 0
+        # Called after each decision with the event and the commands it produced (live view, tests).
+        self.observers: list[Callable[[Event, list[Command]], None]] = []
 
     # ---- the core ------------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
-        for command in self.queue.handle(event, time.time()):
+        commands = self.queue.handle(event, time.time())
+        for command in commands:
             self.executor.submit(command)
+        for observer in self.observers:
+            observer(event, commands)
         if self._draining and self.queue.idle:
             self._drained.set()
 

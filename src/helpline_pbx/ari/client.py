@@ -1,0 +1,377 @@
+"""A thin, typed client for the ARI REST API (Asterisk 22) on aiohttp."""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
+from yarl import URL
+
+from helpline_pbx.ari.errors import AriServerError, AriUnavailable, error_for_status
+from helpline_pbx.ari.models import (
+    Application,
+    AsteriskInfo,
+    Bridge,
+    Channel,
+    Endpoint,
+    Playback,
+)
+
+log = structlog.get_logger(__name__)
+
+ParamValue = str | int | float | bool | None
+M = TypeVar("M", bound=BaseModel)
+
+
+def basic_auth_header(username: str, password: SecretStr | str) -> str:
+    """The ``Authorization`` value; credentials travel in a header, never in a URL."""
+    if ":" in username:
+        raise ValueError("a Basic auth username cannot contain ':'")
+    secret = password.get_secret_value() if isinstance(password, SecretStr) else password
+    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+
+
+def segment(value: str) -> str:
+    """Quote one path segment so ids containing ``/``, ``?`` or spaces stay one segment."""
+    return quote(value, safe="")
+
+
+def _comma_list(value: str | Sequence[str]) -> str:
+    return value if isinstance(value, str) else ",".join(value)
+
+
+class AriClient:
+    """ARI over HTTP. Use ``async with AriClient(...)`` or call ``close()`` when done.
+
+    Every method raises a subclass of ``AriError``; ``AriUnavailable`` when Asterisk cannot
+    be reached in ``timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: SecretStr | str,
+        *,
+        timeout: float = 5.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        url = URL(base_url)
+        if url.user is not None or url.password is not None:
+            raise ValueError("put ARI credentials in username/password, not in the URL")
+        self._base = base_url.rstrip("/")
+        self._auth = basic_auth_header(username, password)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request; return the decoded JSON body, or None when there is none.
+
+        ``path`` is relative to the ARI base URL and must already be quoted (see ``segment``).
+        """
+        session = self._ensure_session()
+        url = URL(self._base + path, encoded=True)
+        query = _query(params)
+        try:
+            async with session.request(
+                method,
+                url,
+                params=query,
+                json=json,
+                headers={"Authorization": self._auth},
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except TimeoutError:
+            log.warning("ari.request_timeout", method=method, path=path)
+            raise AriUnavailable(method, path, detail="timed out") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("ari.request_failed", method=method, path=path, error=type(exc).__name__)
+            raise AriUnavailable(method, path, detail=type(exc).__name__) from None
+        log.debug("ari.request", method=method, path=path, status=status)
+        if status >= 300:
+            raise error_for_status(status)(method, path, status=status, detail=_detail(body))
+        if not body:
+            return None
+        try:
+            return jsonlib.loads(body)
+        except ValueError:
+            raise AriServerError(method, path, status=status, detail="reply is not JSON") from None
+
+    async def _one(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, ParamValue] | None = None,
+        json: Any = None,
+    ) -> M:
+        data = await self.request(method, path, params=params, json=json)
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            raise AriServerError(method, path, detail=f"unexpected {model.__name__}") from None
+
+    async def _many(self, model: type[M], path: str) -> list[M]:
+        data = await self.request("GET", path)
+        try:
+            return [model.model_validate(item) for item in data]
+        except (ValidationError, TypeError):
+            raise AriServerError("GET", path, detail=f"unexpected {model.__name__} list") from None
+
+    # --- asterisk ---------------------------------------------------------------------------
+
+    async def asterisk_info(self) -> AsteriskInfo:
+        return await self._one(AsteriskInfo, "GET", "/asterisk/info")
+
+    async def put_config_object(
+        self,
+        object_type: str,
+        object_id: str,
+        fields: Mapping[str, str],
+        *,
+        config_class: str = "res_pjsip",
+    ) -> dict[str, str]:
+        """Create or update a dynamic (sorcery memory) object; return its fields as stored."""
+        body = {"fields": [{"attribute": k, "value": v} for k, v in fields.items()]}
+        path = _config_path(config_class, object_type, object_id)
+        result = await self.request("PUT", path, json=body)
+        try:
+            return {str(t["attribute"]): str(t["value"]) for t in result or ()}
+        except (TypeError, KeyError):
+            raise AriServerError("PUT", path, detail="unexpected ConfigTuple list") from None
+
+    async def delete_config_object(
+        self, object_type: str, object_id: str, *, config_class: str = "res_pjsip"
+    ) -> None:
+        await self.request("DELETE", _config_path(config_class, object_type, object_id))
+
+    # --- bridges ----------------------------------------------------------------------------
+
+    async def create_bridge(self, bridge_id: str, type: str = "mixing", name: str | None = None) -> Bridge:
+        """Create (or update) the bridge with an id we choose; ``type`` e.g. "mixing", "holding"."""
+        return await self._one(
+            Bridge, "POST", f"/bridges/{segment(bridge_id)}", params={"type": type, "name": name}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{segment(bridge_id)}")
+
+    async def get_bridge(self, bridge_id: str) -> Bridge:
+        return await self._one(Bridge, "GET", f"/bridges/{segment(bridge_id)}")
+
+    async def list_bridges(self) -> list[Bridge]:
+        return await self._many(Bridge, "/bridges")
+
+    async def add_channel(
+        self,
+        bridge_id: str,
+        channel_id: str | Sequence[str],
+        *,
+        inhibit_connected_line_updates: bool = True,
+        role: str | None = None,
+    ) -> None:
+        # Connected-line updates would show each party the other's identity: off by default.
+        await self.request(
+            "POST",
+            f"/bridges/{segment(bridge_id)}/addChannel",
+            params={
+                "channel": _comma_list(channel_id),
+                "inhibitConnectedLineUpdates": inhibit_connected_line_updates,
+                "role": role,
+            },
+        )
+
+    async def remove_channel(self, bridge_id: str, channel_id: str | Sequence[str]) -> None:
+        await self.request(
+            "POST",
+            f"/bridges/{segment(bridge_id)}/removeChannel",
+            params={"channel": _comma_list(channel_id)},
+        )
+
+    async def start_moh(self, bridge_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/bridges/{segment(bridge_id)}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{segment(bridge_id)}/moh")
+
+    async def play_on_bridge(self, bridge_id: str, media: str | Sequence[str], playback_id: str) -> Playback:
+        return await self._one(
+            Playback,
+            "POST",
+            f"/bridges/{segment(bridge_id)}/play/{segment(playback_id)}",
+            params={"media": _comma_list(media)},
+        )
+
+    # --- channels ---------------------------------------------------------------------------
+
+    async def originate(
+        self,
+        channel_id: str,
+        endpoint: str,
+        *,
+        app: str,
+        app_args: str | Sequence[str] = (),
+        caller_id: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, in seconds
+        variables: Mapping[str, str] | None = None,
+    ) -> Channel:
+        """Dial ``endpoint`` into Stasis ``app`` as a channel whose id we choose.
+
+        ``app_args`` reach the StasisStart event's ``args``; Asterisk splits them on commas.
+        ``timeout`` is how long Asterisk lets the endpoint ring, not an HTTP timeout.
+        """
+        args = [app_args] if isinstance(app_args, str) else list(app_args)
+        if any("," in a for a in args):
+            raise ValueError("Stasis arguments cannot contain commas")
+        return await self._one(
+            Channel,
+            "POST",
+            f"/channels/{segment(channel_id)}",
+            params={
+                "endpoint": endpoint,
+                "app": app,
+                "appArgs": ",".join(args) if args else None,
+                "callerId": caller_id,
+                "timeout": timeout,
+            },
+            json={"variables": dict(variables)} if variables else None,
+        )
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{segment(channel_id)}", params={"reason": reason})
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{segment(channel_id)}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{segment(channel_id)}/ring")
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str,
+        extension: str,
+        priority: int | None = 1,
+        label: str | None = None,
+    ) -> None:
+        await self.request(
+            "POST",
+            f"/channels/{segment(channel_id)}/continue",
+            params={
+                "context": context,
+                "extension": extension,
+                "priority": priority,
+                "label": label,
+            },
+        )
+
+    async def play(self, channel_id: str, media: str | Sequence[str], playback_id: str) -> Playback:
+        return await self._one(
+            Playback,
+            "POST",
+            f"/channels/{segment(channel_id)}/play/{segment(playback_id)}",
+            params={"media": _comma_list(media)},
+        )
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        return await self._one(Channel, "GET", f"/channels/{segment(channel_id)}")
+
+    async def list_channels(self) -> list[Channel]:
+        return await self._many(Channel, "/channels")
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request(
+            "POST",
+            f"/channels/{segment(channel_id)}/variable",
+            params={"variable": name, "value": value},
+        )
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        path = f"/channels/{segment(channel_id)}/variable"
+        data = await self.request("GET", path, params={"variable": name})
+        if not isinstance(data, dict) or "value" not in data:
+            raise AriServerError("GET", path, detail="unexpected Variable")
+        return str(data["value"])
+
+    # --- applications and endpoints ---------------------------------------------------------
+
+    async def get_application(self, app: str) -> Application:
+        return await self._one(Application, "GET", f"/applications/{segment(app)}")
+
+    async def subscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
+        """Subscribe ``app`` to e.g. ``"endpoint:PJSIP"`` or ``"bridge:{id}"``."""
+        return await self._one(
+            Application,
+            "POST",
+            f"/applications/{segment(app)}/subscription",
+            params={"eventSource": _comma_list(event_source)},
+        )
+
+    async def list_endpoints(self, tech: str = "PJSIP") -> list[Endpoint]:
+        return await self._many(Endpoint, f"/endpoints/{segment(tech)}")
+
+    async def get_endpoint(self, tech: str, resource: str) -> Endpoint:
+        return await self._one(Endpoint, "GET", f"/endpoints/{segment(tech)}/{segment(resource)}")
+
+
+def _config_path(config_class: str, object_type: str, object_id: str) -> str:
+    return f"/asterisk/config/dynamic/{segment(config_class)}/{segment(object_type)}/{segment(object_id)}"
+
+
+def _query(params: Mapping[str, ParamValue] | None) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        query[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return query
+
+
+def _detail(body: bytes) -> str:
+    """Asterisk's short error message, e.g. "Channel not found"."""
+    try:
+        message = jsonlib.loads(body).get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return str(message)[:200]

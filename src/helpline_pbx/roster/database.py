@@ -1,0 +1,119 @@
+"""Engines, sessions and schema upgrades for the roster database.
+
+URLs look like `sqlite+aiosqlite:///path/to/roster.db` or `postgresql+asyncpg://user@host/db`.
+"""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+DEFAULT_BUSY_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+def make_engine(
+    url: str,
+    *,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    echo: bool = False,
+) -> AsyncEngine:
+    """Create an engine tuned for the roster's short, concurrent transactions.
+
+    busy_timeout is how long SQLite waits for another writer before reporting "database is
+    locked"; connect_timeout bounds how long PostgreSQL connects may hang.
+    """
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo)
+        _configure_sqlite(engine, busy_timeout)
+        return engine
+    if url.startswith("postgresql"):
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            connect_args={"timeout": connect_timeout},
+        )
+    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+    busy_ms = max(0, round(busy_timeout * 1000))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # The driver's implicit BEGIN starts transactions only at the first write, so reads
+        # escape the transaction; switch it off and begin explicitly below instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes fails at once with "database is locked" instead of waiting busy_timeout.
+        # Roster transactions are few and short, so serialising them costs nothing.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose loaded rows stay readable after commit, to build snapshots from."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def migrations_path() -> Path:
+    """The alembic script folder: migrations/ at the root of the checkout beside src/."""
+    return Path(__file__).resolve().parents[3] / "migrations"
+
+
+def alembic_config(url: str, *, script_location: Path | None = None) -> Config:
+    """An alembic configuration that needs no ini file; env.py reads the URL from it."""
+    location = script_location or migrations_path()
+    if not (location / "env.py").is_file():
+        raise FileNotFoundError(f"no alembic environment at {location}")
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    config.attributes["url"] = url
+    return config
+
+
+async def upgrade(url: str, *, script_location: Path | None = None) -> None:
+    """Bring the schema at `url` to the newest revision, inside the running event loop."""
+    config = alembic_config(url, script_location=script_location)
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_on, config)
+    finally:
+        await engine.dispose()
+
+
+# Any fixed number: it only has to be the same in every instance of the service.
+_MIGRATION_LOCK_KEY = 0x4C49_5354
+
+
+def _upgrade_on(connection: Connection, config: Config) -> None:
+    if connection.dialect.name == "postgresql":
+        # Instances starting together would otherwise race to create the same tables; the
+        # lock is released with the transaction. SQLite's BEGIN IMMEDIATE already serialises.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    # env.py uses this connection instead of opening its own.
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def upgrade_sync(url: str, *, script_location: Path | None = None) -> None:
+    """upgrade() for callers without an event loop (CLI, test setup)."""
+    asyncio.run(upgrade(url, script_location=script_location))

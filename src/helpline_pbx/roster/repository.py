@@ -1,0 +1,537 @@
+"""The roster: listeners, their availability, claims, and anonymous call records.
+
+Every method runs in its own short transaction and returns frozen snapshots, so no session is
+ever held while the caller awaits other I/O (ARI, timers).
+"""
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from helpline_pbx.roster.database import session_factory
+from helpline_pbx.roster.errors import (
+    DatabaseUnavailable,
+    DuplicateListener,
+    InvalidListener,
+    ListenerNotFound,
+)
+from helpline_pbx.roster.snapshots import (
+    CallRecordData,
+    ListenerEventSnapshot,
+    ListenerSnapshot,
+    RosterVersion,
+)
+from helpline_pbx.roster.states import ListenerState, Outcome, Role
+from helpline_pbx.roster.tables import (
+    CALL_ID_LENGTH,
+    REASON_LENGTH,
+    CallRecord,
+    Listener,
+    ListenerEvent,
+)
+
+ENDPOINT_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+PSEUDONYM_MAX_LENGTH = 64
+SECRET_BYTES = 24  # token_urlsafe(24) gives 32 characters
+BUSY_STATES = (ListenerState.RINGING, ListenerState.ON_CALL)
+CALL_STATES = frozenset(BUSY_STATES)
+
+_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+class Roster:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions.begin() as session:
+                yield session
+        except _UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"roster database unavailable: {_describe(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise DatabaseUnavailable(f"roster database connection lost: {_describe(exc)}") from exc
+            raise
+
+    # Listeners: administration
+
+    async def add_listener(
+        self,
+        pseudonym: str,
+        endpoint: str,
+        role: Role | str,
+        *,
+        now: datetime | None = None,
+    ) -> ListenerSnapshot:
+        """Create an active, offline listener with a fresh SIP secret."""
+        pseudonym = _valid_pseudonym(pseudonym)
+        endpoint = _valid_endpoint(endpoint)
+        valid_role = _valid_role(role)
+        now = _aware(now or datetime.now(UTC))
+        try:
+            async with self._transaction() as session:
+                await _refuse_duplicates(session, pseudonym=pseudonym, endpoint=endpoint)
+                listener = Listener(
+                    id=await _free_listener_id(session),
+                    pseudonym=pseudonym,
+                    endpoint=endpoint,
+                    sip_secret=_new_secret(),
+                    role=valid_role.value,
+                    active=True,
+                    state=ListenerState.OFFLINE.value,
+                    state_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(listener)
+                await session.flush()
+                return _listener_snapshot(listener)
+        except IntegrityError as exc:
+            # Another writer took the name between our check and our insert.
+            raise DuplicateListener(
+                f"pseudonym {pseudonym!r} or endpoint {endpoint!r} is already used"
+            ) from exc
+
+    async def get_listener(self, ref: str) -> ListenerSnapshot:
+        """Find a listener by id, else endpoint, else pseudonym."""
+        async with self._transaction() as session:
+            return _listener_snapshot(await _find(session, ref))
+
+    async def list_listeners(self, active_only: bool = False) -> list[ListenerSnapshot]:
+        query = select(Listener).order_by(Listener.pseudonym)
+        if active_only:
+            query = query.where(Listener.active.is_(True))
+        async with self._transaction() as session:
+            return [_listener_snapshot(row) for row in await session.scalars(query)]
+
+    async def edit_listener(
+        self,
+        ref: str,
+        *,
+        pseudonym: str | None = None,
+        role: Role | str | None = None,
+        active: bool | None = None,
+        endpoint: str | None = None,
+        regenerate_secret: bool = False,
+        now: datetime | None = None,
+    ) -> ListenerSnapshot:
+        new_pseudonym = None if pseudonym is None else _valid_pseudonym(pseudonym)
+        new_endpoint = None if endpoint is None else _valid_endpoint(endpoint)
+        new_role = None if role is None else _valid_role(role)
+        now = _aware(now or datetime.now(UTC))
+        try:
+            async with self._transaction() as session:
+                listener = await _find(session, ref, for_update=True)
+                await _refuse_duplicates(
+                    session, pseudonym=new_pseudonym, endpoint=new_endpoint, besides=listener.id
+                )
+                changes: dict[str, Any] = {
+                    "pseudonym": new_pseudonym,
+                    "endpoint": new_endpoint,
+                    "role": None if new_role is None else new_role.value,
+                    "active": active,
+                    "sip_secret": _new_secret() if regenerate_secret else None,
+                }
+                changed = False
+                for name, value in changes.items():
+                    if value is not None and getattr(listener, name) != value:
+                        setattr(listener, name, value)
+                        changed = True
+                if changed:
+                    listener.updated_at = now
+                await session.flush()
+                return _listener_snapshot(listener)
+        except IntegrityError as exc:
+            raise DuplicateListener(f"pseudonym or endpoint of listener {ref!r} is already used") from exc
+
+    async def remove_listener(self, ref: str) -> ListenerSnapshot:
+        """Delete the listener; call records and audit rows keep its id."""
+        async with self._transaction() as session:
+            listener = await _find(session, ref, for_update=True)
+            snapshot = _listener_snapshot(listener)
+            await session.delete(listener)
+            return snapshot
+
+    async def roster_version(self) -> RosterVersion:
+        """Cheap to poll: tells when endpoints must be pushed to Asterisk again."""
+        async with self._transaction() as session:
+            count, last_change = (
+                await session.execute(select(func.count(), func.max(Listener.updated_at)))
+            ).one()
+            return RosterVersion(count=count, last_change=last_change)
+
+    # Listeners: availability
+
+    async def claim(self, listener_id: str, call_id: str, now: datetime) -> bool:
+        """Atomically reserve a free listener for a call; False when someone else got there first.
+
+        The WHERE clause is the whole decision: PostgreSQL re-checks it on the latest row
+        version after waiting for a concurrent update, and SQLite runs writers one at a time,
+        so two claims can never both change the row.
+        """
+        call_id = _valid_call_id(call_id)
+        now = _aware(now)
+        statement = (
+            update(Listener)
+            .where(Listener.id == listener_id, Listener.active.is_(True), _is_free(now))
+            .values(
+                state=ListenerState.RINGING.value,
+                state_call_id=call_id,
+                state_until=None,
+                state_reason=None,
+                state_changed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._transaction() as session:
+            result = await session.execute(statement)
+            if _rowcount(result) != 1:
+                return False
+            session.add(
+                ListenerEvent(
+                    listener_id=listener_id,
+                    at=now,
+                    state=ListenerState.RINGING.value,
+                    reason="claimed",
+                    call_id=call_id,
+                )
+            )
+            return True
+
+    async def set_state(
+        self,
+        listener_id: str,
+        state: ListenerState | str,
+        *,
+        call_id: str | None = None,
+        until: datetime | None = None,
+        reason: str | None = None,
+        now: datetime,
+        idle_since: datetime | None = None,
+    ) -> ListenerSnapshot:
+        """Move a listener to `state` and append the transition to the audit, atomically.
+
+        idle_since=None keeps the stored value.
+        """
+        new_state = _valid_state(state)
+        if new_state in CALL_STATES and not call_id:
+            raise InvalidListener(f"state {new_state.value} needs a call id")
+        if new_state is ListenerState.RESTING and until is None:
+            raise InvalidListener("state resting needs an end time (until)")
+        if call_id is not None:
+            call_id = _valid_call_id(call_id)
+        reason = _valid_reason(reason)
+        now = _aware(now)
+        async with self._transaction() as session:
+            listener = await session.get(Listener, listener_id, with_for_update=True)
+            if listener is None:
+                raise ListenerNotFound(f"no listener {listener_id!r}")
+            listener.state = new_state.value
+            listener.state_call_id = call_id
+            listener.state_until = None if until is None else _aware(until)
+            listener.state_reason = reason
+            listener.state_changed_at = now
+            if idle_since is not None:
+                listener.idle_since = _aware(idle_since)
+            session.add(
+                ListenerEvent(
+                    listener_id=listener_id,
+                    at=now,
+                    state=new_state.value,
+                    reason=reason,
+                    call_id=call_id,
+                )
+            )
+            await session.flush()
+            return _listener_snapshot(listener)
+
+    async def available_listeners(self, now: datetime) -> list[ListenerSnapshot]:
+        """Active listeners a claim could take now, longest idle first."""
+        now = _aware(now)
+        query = (
+            select(Listener)
+            .where(Listener.active.is_(True), _is_free(now))
+            .order_by(Listener.idle_since.asc().nulls_first(), Listener.id)
+        )
+        async with self._transaction() as session:
+            return [_listener_snapshot(row) for row in await session.scalars(query)]
+
+    async def repair(self, instance_live_call_ids: Iterable[str] | None = None, *, now: datetime) -> int:
+        """Free listeners left ringing or on a call that no longer exists, after a restart.
+
+        None means no call is live. With several instances sharing one roster, pass the live
+        call ids of all of them: a listener busy with another instance's call looks stuck here.
+        """
+        live = frozenset(instance_live_call_ids or ())
+        now = _aware(now)
+        query = (
+            select(Listener)
+            .where(Listener.state.in_([state.value for state in BUSY_STATES]))
+            .with_for_update()
+        )
+        async with self._transaction() as session:
+            repaired = 0
+            for listener in await session.scalars(query):
+                if listener.state_call_id in live:
+                    continue
+                session.add(
+                    ListenerEvent(
+                        listener_id=listener.id,
+                        at=now,
+                        state=ListenerState.AVAILABLE.value,
+                        reason="repair",
+                        call_id=listener.state_call_id,
+                    )
+                )
+                listener.state = ListenerState.AVAILABLE.value
+                listener.state_call_id = None
+                listener.state_until = None
+                listener.state_reason = "repair"
+                listener.state_changed_at = now
+                listener.idle_since = now
+                repaired += 1
+            return repaired
+
+    async def listener_events(
+        self, listener_id: str | None = None, *, limit: int = 100
+    ) -> list[ListenerEventSnapshot]:
+        """The newest audit rows, oldest first."""
+        query = select(ListenerEvent).order_by(ListenerEvent.id.desc()).limit(limit)
+        if listener_id is not None:
+            query = query.where(ListenerEvent.listener_id == listener_id)
+        async with self._transaction() as session:
+            rows = list(await session.scalars(query))
+        return [_event_snapshot(row) for row in reversed(rows)]
+
+    async def purge_listener_events(self, older_than: datetime) -> int:
+        statement = delete(ListenerEvent).where(ListenerEvent.at < _aware(older_than))
+        async with self._transaction() as session:
+            result = await session.execute(statement.execution_options(synchronize_session=False))
+            return _rowcount(result)
+
+    # Call records
+
+    async def record_call(self, record: CallRecordData) -> bool:
+        """Store a call's statistics once; False when this call id was already recorded."""
+        values = _call_record_values(record)
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(CallRecord).values(values).on_conflict_do_nothing()
+        async with self._transaction() as session:
+            result = await session.execute(statement)
+            return _rowcount(result) == 1
+
+    async def call_record(self, call_id: str) -> CallRecordData | None:
+        async with self._transaction() as session:
+            row = await session.get(CallRecord, call_id)
+            return None if row is None else _call_record_data(row)
+
+    async def purge_call_records(self, older_than: datetime) -> int:
+        """Delete the records of calls that ended before `older_than`; returns how many."""
+        statement = delete(CallRecord).where(CallRecord.ended_at < _aware(older_than))
+        async with self._transaction() as session:
+            result = await session.execute(statement.execution_options(synchronize_session=False))
+            return _rowcount(result)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    # Only DML reaches here, whose results are cursor results with a row count.
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _is_free(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Listener.state == ListenerState.AVAILABLE.value,
+        and_(
+            Listener.state == ListenerState.RESTING.value,
+            Listener.state_until.is_not(None),
+            Listener.state_until <= now,
+        ),
+    )
+
+
+async def _find(session: AsyncSession, ref: str, *, for_update: bool = False) -> Listener:
+    query = select(Listener).where(
+        or_(Listener.id == ref, Listener.endpoint == ref, Listener.pseudonym == ref)
+    )
+    if for_update:
+        query = query.with_for_update()
+    rows = list(await session.scalars(query))
+    # A pseudonym may look like another listener's endpoint: ids win, then endpoints.
+    for column in ("id", "endpoint", "pseudonym"):
+        for row in rows:
+            if getattr(row, column) == ref:
+                return row
+    raise ListenerNotFound(f"no listener with id, endpoint or pseudonym {ref!r}")
+
+
+async def _refuse_duplicates(
+    session: AsyncSession,
+    *,
+    pseudonym: str | None,
+    endpoint: str | None,
+    besides: str | None = None,
+) -> None:
+    for column, value in (("pseudonym", pseudonym), ("endpoint", endpoint)):
+        if value is None:
+            continue
+        query = select(Listener.id).where(getattr(Listener, column) == value)
+        if besides is not None:
+            query = query.where(Listener.id != besides)
+        if await session.scalar(query) is not None:
+            raise DuplicateListener(f"{column} {value!r} is already used by another listener")
+
+
+async def _free_listener_id(session: AsyncSession) -> str:
+    # 32 random bits: collisions are rare but possible in a large roster, so check.
+    while True:
+        candidate = f"l-{secrets.token_hex(4)}"
+        if await session.get(Listener, candidate) is None:
+            return candidate
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def _valid_pseudonym(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > PSEUDONYM_MAX_LENGTH or not value.isprintable():
+        raise InvalidListener(f"a pseudonym needs 1 to {PSEUDONYM_MAX_LENGTH} printable characters")
+    return value
+
+
+def _valid_endpoint(value: str) -> str:
+    if not ENDPOINT_PATTERN.fullmatch(value):
+        raise InvalidListener(f"endpoint {value!r} must be 1 to 64 characters among a-z, 0-9, '_' and '-'")
+    return value
+
+
+def _valid_role(value: Role | str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(role.value for role in Role)
+        raise InvalidListener(f"role {value!r} is not one of {allowed}") from None
+
+
+def _valid_state(value: ListenerState | str) -> ListenerState:
+    try:
+        return ListenerState(value)
+    except ValueError:
+        allowed = ", ".join(state.value for state in ListenerState)
+        raise InvalidListener(f"state {value!r} is not one of {allowed}") from None
+
+
+def _valid_call_id(value: str) -> str:
+    if not value or len(value) > CALL_ID_LENGTH:
+        raise InvalidListener(f"a call id needs 1 to {CALL_ID_LENGTH} characters")
+    return value
+
+
+def _valid_reason(value: str | None) -> str | None:
+    if value is not None and len(value) > REASON_LENGTH:
+        raise InvalidListener(f"a reason has at most {REASON_LENGTH} characters")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the roster needs timezone-aware datetimes")
+    return value.astimezone(UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    # A DBAPIError's own text carries the statement and its parameters (secrets among them):
+    # keep only the driver's message.
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _listener_snapshot(row: Listener) -> ListenerSnapshot:
+    return ListenerSnapshot(
+        id=row.id,
+        pseudonym=row.pseudonym,
+        endpoint=row.endpoint,
+        sip_secret=row.sip_secret,
+        role=Role(row.role),
+        active=row.active,
+        state=ListenerState(row.state),
+        state_call_id=row.state_call_id,
+        state_until=row.state_until,
+        state_reason=row.state_reason,
+        idle_since=row.idle_since,
+        state_changed_at=row.state_changed_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _event_snapshot(row: ListenerEvent) -> ListenerEventSnapshot:
+    return ListenerEventSnapshot(
+        id=row.id,
+        listener_id=row.listener_id,
+        at=row.at,
+        state=ListenerState(row.state),
+        reason=row.reason,
+        call_id=row.call_id,
+    )
+
+
+def _call_record_values(record: CallRecordData) -> dict[str, Any]:
+    try:
+        outcome = Outcome(record.outcome)
+    except ValueError:
+        raise ValueError(f"unknown call outcome {record.outcome!r}") from None
+    _valid_call_id(record.call_id)
+    for name, text in (("line", record.line), ("instance", record.instance)):
+        if not text or len(text) > 64:
+            raise ValueError(f"a call record's {name} needs 1 to 64 characters")
+
+    def optional(value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
+
+    return {
+        "call_id": record.call_id,
+        "line": record.line,
+        "queued_at": _aware(record.queued_at),
+        "first_offered_at": optional(record.first_offered_at),
+        "answered_at": optional(record.answered_at),
+        "ended_at": _aware(record.ended_at),
+        "outcome": outcome.value,
+        "listener_id": record.listener_id,
+        "offers": record.offers,
+        "wait_seconds": record.wait_seconds,
+        "talk_seconds": record.talk_seconds,
+        "instance": record.instance,
+    }
+
+
+def _call_record_data(row: CallRecord) -> CallRecordData:
+    return CallRecordData(
+        call_id=row.call_id,
+        line=row.line,
+        queued_at=row.queued_at,
+        ended_at=row.ended_at,
+        outcome=Outcome(row.outcome),
+        instance=row.instance,
+        first_offered_at=row.first_offered_at,
+        answered_at=row.answered_at,
+        listener_id=row.listener_id,
+        offers=row.offers,
+        wait_seconds=row.wait_seconds,
+        talk_seconds=row.talk_seconds,
+    )

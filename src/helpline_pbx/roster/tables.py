@@ -1,0 +1,125 @@
+"""Declarative models of the roster database.
+
+Every timestamp is a timezone-aware UTC datetime in Python. SQLite has no time zone type, so
+`UTCDateTime` stores naive UTC there (its text form then sorts and compares correctly in SQL)
+and gives the zone back on load.
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from helpline_pbx.roster.states import ListenerState, Outcome, Role
+
+# Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LISTENER_ID_LENGTH = 16
+CALL_ID_LENGTH = 128
+REASON_LENGTH = 200
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    quoted = ", ".join(f"'{value.value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the roster; pass a timezone-aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected timestamp value of type {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Listener(Base):
+    """A person who answers calls, known to the team by a pseudonym only."""
+
+    __tablename__ = "listeners"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", Role), name="role"),
+        CheckConstraint(_one_of("state", ListenerState), name="state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH), primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64), unique=True)
+    sip_secret: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool]
+    state: Mapped[str] = mapped_column(String(16))
+    state_call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
+    state_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Changes on profile edits only, not on state changes, so roster_version() stays quiet
+    # while calls come and go.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CallRecord(Base):
+    """Anonymous statistics of one call: nothing here may identify the caller."""
+
+    __tablename__ = "call_records"
+    __table_args__ = (CheckConstraint(_one_of("outcome", Outcome), name="outcome"),)
+
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True)
+    line: Mapped[str] = mapped_column(String(64))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # No foreign key: removing a listener must never delete or block the statistics.
+    listener_id: Mapped[str | None] = mapped_column(String(LISTENER_ID_LENGTH), index=True)
+    offers: Mapped[int] = mapped_column(Integer)
+    wait_seconds: Mapped[float] = mapped_column(Float)
+    talk_seconds: Mapped[float] = mapped_column(Float)
+    instance: Mapped[str] = mapped_column(String(64))
+
+
+class ListenerEvent(Base):
+    """Append-only audit of listener state transitions."""
+
+    __tablename__ = "listener_events"
+    __table_args__ = (CheckConstraint(_one_of("state", ListenerState), name="state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # No foreign key, for the same reason as call_records.listener_id.
+    listener_id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))

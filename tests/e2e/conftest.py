@@ -1,0 +1,156 @@
+"""Fixtures for end-to-end tests: a fresh roster, the service in-process, SIPp callers and softphones."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import AsteriskUnderTest
+from tests.e2e.harness import RunningService, start_service, wait_registered
+from tests.e2e.sipp import SippProcess, scenario_path
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.core import Policy
+from helpline_pbx.roster.database import make_engine, upgrade
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.snapshots import ListenerSnapshot
+
+LINE = "0800123456"
+# Test callers: a fictitious number (the ARCEP range reserved for fiction) and name.
+CALLER_NUMBER = "0639981234"
+CALLER_NAME = "Jeanne Exemple"
+FAST = Policy(ring_timeout=4.0, rest_after_call=1.0, missed_offer_delay=1.0, declined_offer_delay=1.0)
+
+
+@pytest.fixture
+async def roster(tmp_path: Path) -> AsyncIterator[Roster]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'roster.db'}"
+    await upgrade(url)
+    engine = make_engine(url)
+    yield Roster(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def ari(asterisk: AsteriskUnderTest) -> AsyncIterator[AriClient]:
+    async with AriClient(asterisk.ari_url, asterisk.ari_user, asterisk.ari_password) as client:
+        yield client
+
+
+class Sipp:
+    """Starts SIPp processes for one test and always stops them."""
+
+    def __init__(self, asterisk: AsteriskUnderTest, workdir: Path) -> None:
+        self.asterisk = asterisk
+        self.workdir = workdir
+        self.processes: list[SippProcess] = []
+        self.remote = f"{asterisk.sip_host}:{asterisk.sip_port}"
+
+    def caller(
+        self,
+        scenario: str = "caller",
+        *,
+        talk_ms: int | None = None,
+        calls: int = 1,
+        rate: float | None = None,
+        number: str = CALLER_NUMBER,
+        name: str = CALLER_NAME,
+        lifetime: float = 120,
+    ) -> SippProcess:
+        proc = SippProcess(
+            scenario,
+            workdir=self.workdir,
+            local_ip=self.asterisk.trunk_ip,
+            remote=self.remote,
+            service=LINE,
+            variables={"caller_user": number, "caller_name": name},
+            calls=calls,
+            rate=rate,
+            pause_ms=talk_ms,
+            lifetime=lifetime,
+        )
+        self.processes.append(proc)
+        return proc.start()
+
+    def softphone(
+        self, listener: ListenerSnapshot, answer: str = "listener_answer", *, pause_ms: int | None = None
+    ) -> SippProcess:
+        proc = SippProcess(
+            "softphone",
+            workdir=self.workdir,
+            remote=self.remote,
+            service=listener.endpoint,
+            auth_user=listener.endpoint,
+            auth_password=listener.sip_secret,
+            calls=1,
+            pause_ms=pause_ms,
+            lifetime=300,
+            extra_args=["-oocsf", str(scenario_path(answer))],
+        )
+        self.processes.append(proc)
+        return proc.start()
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            proc.stop()
+
+
+@pytest.fixture
+def sipp(asterisk: AsteriskUnderTest, tmp_path: Path) -> Iterator[Sipp]:
+    runner = Sipp(asterisk, tmp_path / "sipp")
+    yield runner
+    runner.stop_all()
+
+
+ServiceFactory = Callable[..., Awaitable[RunningService]]
+
+
+@pytest.fixture
+async def service(asterisk: AsteriskUnderTest, roster: Roster) -> AsyncIterator[ServiceFactory]:
+    stacks = []
+    running: list[RunningService] = []
+
+    async def start(policy: Policy = FAST) -> RunningService:
+        svc, stack = await start_service(
+            ari_url=asterisk.ari_url,
+            user=asterisk.ari_user,
+            password=asterisk.ari_password,
+            app=asterisk.app,
+            roster=roster,
+            policy=policy,
+        )
+        stacks.append(stack)
+        running.append(svc)
+        return svc
+
+    yield start
+    for svc in running:
+        if not svc.task.done():
+            await svc.stop()
+    for stack in stacks:
+        await stack.aclose()
+
+
+async def add_listener(roster: Roster, pseudonym: str, role: str = "volunteer") -> ListenerSnapshot:
+    # A fresh endpoint name per test: a registration left by an earlier test can never answer for it.
+    endpoint = f"{pseudonym.lower()}-{secrets.token_hex(3)}"
+    return await roster.add_listener(pseudonym, endpoint, role)
+
+
+async def online_phone(
+    svc: RunningService,
+    sipp: Sipp,
+    listener: ListenerSnapshot,
+    answer: str = "listener_answer",
+    *,
+    pause_ms: int | None = None,
+) -> SippProcess:
+    """Wait until the service pushed the listener's account, then register a softphone for it."""
+    await svc.decisions.wait_for(
+        lambda: svc.board.queue.listener_state(listener.id) is not None, 10, "listener known"
+    )
+    phone = sipp.softphone(listener, answer, pause_ms=pause_ms)
+    await wait_registered(svc.ari, listener.endpoint)
+    return phone

@@ -1,0 +1,115 @@
+"""The service under test: a Switchboard run in-process against the real Asterisk, and a record of every
+decision its core made, so a test awaits what it expects instead of sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.stream import EventStream
+from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+
+
+@dataclass
+class Decisions:
+    """Every (event, commands) pair the core produced, with the time it happened."""
+
+    log: list[tuple[float, Event, list[Command]]] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, event: Event, commands: list[Command]) -> None:
+        self.log.append((time.monotonic(), event, commands))
+        self._changed.set()
+
+    def describe(self) -> str:
+        """The decisions so far, one per line, for assertion messages."""
+        return "\n".join(
+            f"{t:.3f} {type(e).__name__} -> {[type(c).__name__ for c in cs]}" for t, e, cs in self.log
+        )
+
+    def commands(self) -> list[Command]:
+        return [c for _, _, cs in self.log for c in cs]
+
+    def events(self) -> list[Event]:
+        return [e for _, e, _ in self.log]
+
+    def records(self) -> list[CallRecord]:
+        return [c.record for c in self.commands() if isinstance(c, RecordCall)]
+
+    def offers(self) -> list[OfferCall]:
+        return [c for c in self.commands() if isinstance(c, OfferCall)]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+        """Return once predicate() holds after some decision; fail saying `what` after `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"waited {timeout}s for {what or 'a condition'}; decisions:\n{self.describe()}"
+            ) from None
+
+    async def wait_records(self, count: int, timeout: float = 60.0) -> list[CallRecord]:
+        await self.wait_for(lambda: len(self.records()) >= count, timeout, f"{count} finished calls")
+        return self.records()
+
+
+@dataclass
+class RunningService:
+    board: Switchboard
+    roster: Roster
+    ari: AriClient
+    decisions: Decisions
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        await self.board.stop()
+        await self.task
+
+
+async def start_service(
+    *, ari_url: str, user: str, password: str, app: str, roster: Roster, policy: Policy
+) -> tuple[RunningService, contextlib.AsyncExitStack]:
+    stack = contextlib.AsyncExitStack()
+    ari = await stack.enter_async_context(AriClient(ari_url, user, password))
+    stream = await stack.enter_async_context(EventStream(ari_url, user, password, app))
+    config = SwitchboardConfig(
+        app=app,
+        line_name="Écoute",
+        fallback_context="helpline-fallback",
+        roster_poll_interval=0.5,
+        drain_timeout=30.0,
+        policy=policy,
+    )
+    board = Switchboard(config, ari, stream, roster)
+    decisions = Decisions()
+    board.observers.append(decisions)
+    task = asyncio.create_task(board.run())
+    async with asyncio.timeout(15):
+        await board.connected.wait()
+    return RunningService(board, roster, ari, decisions, task), stack
+
+
+async def wait_registered(ari: AriClient, endpoint: str, timeout: float = 10.0) -> None:
+    """Wait until Asterisk has a contact for the endpoint (the softphone registered)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = (await ari.get_endpoint("PJSIP", endpoint)).state
+        except AriNotFound:
+            state = None
+        if state == "online":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"softphone {endpoint} did not register within {timeout}s (state {state})")
+        # Asterisk sends no event for a registration to an app that is not subscribed to the endpoint.
+        await asyncio.sleep(0.05)
