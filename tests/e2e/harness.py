@@ -22,10 +22,12 @@ class Decisions:
     """Every (event, commands) pair the core produced, with the time it happened."""
 
     log: list[tuple[float, Event, list[Command]]] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, event: Event, commands: list[Command]) -> None:
         self.log.append((time.monotonic(), event, commands))
+        self.wall.append(time.time())
         self._changed.set()
 
     def describe(self) -> str:

@@ -304,7 +304,7 @@ class SippProcess:
         return self._result(exit_code)
 
     # The async methods take `timeout` like their blocking twins, so a test can switch freely.
-    async def wait_async(self, timeout: float) -> SippResult:  # noqa: ASYNC109
+    async def wait_async(self, timeout: float) -> SippResult:
         """`wait` for asyncio tests: the blocking wait runs in a thread."""
         process = self._require_process()
         try:
@@ -376,7 +376,7 @@ class SippProcess:
                 raise TimeoutError(f"{self.name} not listening on {self.port} after {timeout}s")
             time.sleep(_POLL_INTERVAL)
 
-    async def wait_listening_async(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_listening_async(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while not udp_port_bound(self.local_ip, self.port):
             self._check_alive()
@@ -396,7 +396,7 @@ class SippProcess:
             time.sleep(_POLL_INTERVAL)
         return found
 
-    async def wait_for_message_async(self, predicate: Callable[[str], bool], timeout: float) -> str:  # noqa: ASYNC109
+    async def wait_for_message_async(self, predicate: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while (found := self._find_message(predicate)) is None:
             if time.monotonic() >= deadline:
