@@ -20,12 +20,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from tests.e2e.harness import start_service, wait_registered
+from tests.e2e.sipp import SippProcess, scenario_path
+
 from helpline_pbx.core import CallerArrived, Policy
 from helpline_pbx.logs import configure_logging
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.repository import Roster
-from tests.e2e.harness import start_service, wait_registered
-from tests.e2e.sipp import SippProcess, scenario_path
 
 REPO = Path(__file__).resolve().parents[2]
 _INVITE = re.compile(
@@ -34,10 +35,14 @@ _INVITE = re.compile(
 
 
 def _asterisk_env() -> dict[str, str]:
-    started = subprocess.run([REPO / "scripts/asterisk.sh", "start"], capture_output=True, text=True, check=False)
+    started = subprocess.run(
+        [REPO / "scripts/asterisk.sh", "start"], capture_output=True, text=True, check=False
+    )
     if started.returncode != 0:
         sys.exit(f"bench: Asterisk could not start: {started.stderr.strip()}")
-    out = subprocess.run([REPO / "scripts/asterisk.sh", "env"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [REPO / "scripts/asterisk.sh", "env"], capture_output=True, text=True, check=True
+    ).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     env["password"] = Path(env["HELPLINE_ARI_PASSWORD_FILE"]).read_text(encoding="utf-8").strip()
     return env
@@ -60,8 +65,15 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
     )
     remote = f"127.0.0.1:{env['HELPLINE_SIP_PORT']}"
     phone = SippProcess(
-        "softphone", workdir=workdir, remote=remote, service=listener.endpoint, auth_user=listener.endpoint,
-        auth_password=listener.sip_secret, calls=1, pause_ms=200, lifetime=600,
+        "softphone",
+        workdir=workdir,
+        remote=remote,
+        service=listener.endpoint,
+        auth_user=listener.endpoint,
+        auth_password=listener.sip_secret,
+        calls=1,
+        pause_ms=200,
+        lifetime=600,
         extra_args=["-oocsf", str(scenario_path("listener_answer_hangup"))],
     ).start()
     try:
@@ -69,13 +81,21 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
         await wait_registered(svc.ari, listener.endpoint)
         for n in range(calls):
             caller = SippProcess(
-                "caller", workdir=workdir / f"call{n}", local_ip="127.0.0.2", remote=remote,
-                service="0800123456", calls=1, lifetime=60,
+                "caller",
+                workdir=workdir / f"call{n}",
+                local_ip="127.0.0.2",
+                remote=remote,
+                service="0800123456",
+                calls=1,
+                lifetime=60,
             ).start()
             await svc.decisions.wait_records(n + 1, timeout=30)
             await caller.wait_async(30)
-        arrivals = [w for w, (_, e, _) in zip(svc.decisions.wall, svc.decisions.log, strict=True)
-                    if isinstance(e, CallerArrived)]
+        arrivals = [
+            w
+            for w, (_, e, _) in zip(svc.decisions.wall, svc.decisions.log, strict=True)
+            if isinstance(e, CallerArrived)
+        ]
         invites = [
             datetime.strptime(m.group("at"), "%Y-%m-%d %H:%M:%S.%f").timestamp()
             for m in _INVITE.finditer(phone.message_file.read_text(encoding="utf-8", errors="replace"))

@@ -24,12 +24,15 @@ def test_listener_lifecycle_from_the_cli(db: str, capsys: pytest.CaptureFixture[
     added = capsys.readouterr().out
     endpoint = re.search(r"SIP user: (\S+)", added)
     password = re.search(r"SIP password: (\S+)", added)
-    assert endpoint is not None and endpoint.group(1) == "elodie"
-    assert password is not None and len(password.group(1)) >= 24
+    assert endpoint is not None
+    assert endpoint.group(1) == "elodie"
+    assert password is not None
+    assert len(password.group(1)) >= 24
 
     assert main(["listeners", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "Élodie" in listing and "professional" in listing
+    assert "Élodie" in listing
+    assert "professional" in listing
     # The password is shown once, at creation, never in a listing.
     assert password.group(1) not in listing
 
@@ -40,7 +43,8 @@ def test_listener_lifecycle_from_the_cli(db: str, capsys: pytest.CaptureFixture[
 
     assert main(["listeners", "edit", "elodie", "--new-password"]) == 0
     renewed = re.search(r"new SIP password: (\S+)", capsys.readouterr().out)
-    assert renewed is not None and renewed.group(1) != password.group(1)
+    assert renewed is not None
+    assert renewed.group(1) != password.group(1)
 
     assert main(["listeners", "remove", "elodie"]) == 0
     capsys.readouterr()
@@ -48,7 +52,9 @@ def test_listener_lifecycle_from_the_cli(db: str, capsys: pytest.CaptureFixture[
     assert "Élodie" not in capsys.readouterr().out
 
 
-def test_bad_input_gets_a_clear_error_and_changes_nothing(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_gets_a_clear_error_and_changes_nothing(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["listeners", "add", "Sam"]) == 0
     assert main(["listeners", "add", "Sam"]) == 1
     assert "Sam" in capsys.readouterr().err
@@ -65,7 +71,11 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(db: str, capsys: pytes
     [("", "empty"), ("asterisk", "default"), ("short-one", "shorter")],
 )
 def test_check_refuses_sample_or_short_secrets(
-    password: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    password: str,
+    why: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     secret_file = tmp_path / "ari-password"
     secret_file.write_text(password + "\n", encoding="utf-8")
@@ -73,7 +83,8 @@ def test_check_refuses_sample_or_short_secrets(
     monkeypatch.delenv("HELPLINE_ARI_PASSWORD", raising=False)
     assert main(["check"]) == 2
     err = capsys.readouterr().err
-    assert "HELPLINE_ARI_PASSWORD_FILE" in err and why in err
+    assert "HELPLINE_ARI_PASSWORD_FILE" in err
+    assert why in err
 
 
 def test_check_names_a_missing_password_file_and_accepts_a_generated_one(
@@ -87,7 +98,9 @@ def test_check_names_a_missing_password_file_and_accepts_a_generated_one(
     assert main(["check"]) == 0
 
 
-def test_a_broken_setting_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("HELPLINE_ARI_PASSWORD", "Zq8pW3nRt5yU7iO9aS2dF4gH")
     monkeypatch.setenv("HELPLINE_RING_TIMEOUT", "soon")
     assert main(["check"]) == 2

@@ -137,6 +137,8 @@ class EventStream:
         self._finished = False
         self.connections = 0
         self.received = 0
+        # Sees every frame exactly as Asterisk sent it (the leak hunt checks what the service received).
+        self.raw_tap: Callable[[str], None] | None = None
         self.unparsed = 0
 
     @property
@@ -254,6 +256,8 @@ class EventStream:
 
     def _deliver(self, text: str) -> None:
         self.received += 1
+        if self.raw_tap is not None:
+            self.raw_tap(text)
         try:
             event = parse_event(json.loads(text))
         except EventParseError as exc:

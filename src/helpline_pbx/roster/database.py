@@ -4,6 +4,8 @@ URLs look like `sqlite+aiosqlite:///path/to/roster.db` or `postgresql+asyncpg://
 """
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,8 +13,12 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from helpline_pbx.roster.errors import DatabaseUnavailable
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -117,3 +123,27 @@ def _upgrade_on(connection: Connection, config: Config) -> None:
 def upgrade_sync(url: str, *, script_location: Path | None = None) -> None:
     """upgrade() for callers without an event loop (CLI, test setup)."""
     asyncio.run(upgrade(url, script_location=script_location))
+
+
+_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The driver's message only: a DBAPIError's own text carries the statement and its parameters
+    (secrets among them)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One short transaction; a database that is down or locked becomes DatabaseUnavailable."""
+    try:
+        async with sessions.begin() as session:
+            yield session
+    except _UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(f"roster database unavailable: {describe_error(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
+        raise

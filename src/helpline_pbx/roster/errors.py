@@ -25,3 +25,9 @@ class DatabaseUnavailable(RosterError):
     """The database could not be reached or stayed locked; the caller may retry or fall back."""
 
     code: ClassVar[str] = "database_unavailable"
+
+
+class CallNotFound(RosterError):
+    """No recent call by that id or code, or one that cannot be acted on."""
+
+    code: ClassVar[str] = "call_not_found"

@@ -6,22 +6,20 @@ ever held while the caller awaits other I/O (ARI, timers).
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from helpline_pbx.roster.database import session_factory
+from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import (
-    DatabaseUnavailable,
     DuplicateListener,
     InvalidListener,
     ListenerNotFound,
@@ -47,25 +45,14 @@ SECRET_BYTES = 24  # token_urlsafe(24) gives 32 characters
 BUSY_STATES = (ListenerState.RINGING, ListenerState.ON_CALL)
 CALL_STATES = frozenset(BUSY_STATES)
 
-_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
-
 
 class Roster:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = session_factory(engine)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions.begin() as session:
-                yield session
-        except _UNAVAILABLE_ERRORS as exc:
-            raise DatabaseUnavailable(f"roster database unavailable: {_describe(exc)}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise DatabaseUnavailable(f"roster database connection lost: {_describe(exc)}") from exc
-            raise
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return transaction(self._sessions)
 
     # Listeners: administration
 
@@ -452,13 +439,6 @@ def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("the roster needs timezone-aware datetimes")
     return value.astimezone(UTC)
-
-
-def _describe(exc: BaseException) -> str:
-    # A DBAPIError's own text carries the statement and its parameters (secrets among them):
-    # keep only the driver's message.
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    return f"{type(cause).__name__}: {cause}"
 
 
 def _listener_snapshot(row: Listener) -> ListenerSnapshot:

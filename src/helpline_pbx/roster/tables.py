@@ -123,3 +123,64 @@ class ListenerEvent(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
     call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
+
+
+TOKEN_LENGTH = 64
+
+
+class CallerBar(Base):
+    """A caller barred by their pseudonymous token, for a while and for a stated reason.
+
+    The token is keyed and rotates with the key (see tokens.py): once the key is destroyed, nothing here
+    can be linked to a number any more.
+    """
+
+    __tablename__ = "caller_bars"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), index=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
+    # A listener id, or "cli": who decided, never who called.
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CallerSighting(Base):
+    """One arrival of a tokened caller: what rate limits and the "called N times" hint count."""
+
+    __tablename__ = "caller_sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RecentCall(Base):
+    """A recent call's spoken code ("Écoute 4821") and token, so a supervisor can bar that caller by the
+    code they heard. Kept a few days only."""
+
+    __tablename__ = "recent_calls"
+
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), index=True)
+    line: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str | None] = mapped_column(String(TOKEN_LENGTH))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class DailyStats(Base):
+    """Aggregates of purged call records: what stays after the retention period."""
+
+    __tablename__ = "daily_stats"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    line: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    served: Mapped[int] = mapped_column(Integer)
+    abandoned: Mapped[int] = mapped_column(Integer)
+    fallback: Mapped[int] = mapped_column(Integer)
+    wait_seconds_total: Mapped[float] = mapped_column(Float)
+    talk_seconds_total: Mapped[float] = mapped_column(Float)
+    wait_seconds_max: Mapped[float] = mapped_column(Float)

