@@ -27,6 +27,8 @@ SIP_PORT=${HELPLINE_SIP_PORT:-5060}
 ARI_PORT=${HELPLINE_ARI_PORT:-8088}
 ARI_APP=${HELPLINE_ARI_APP:-helpline}
 TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
+AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
+AGI_PORT=${HELPLINE_AGI_PORT:-4573}
 ARI_USER=helpline
 # The packages the root needs: Asterisk, English and French prompts, music on hold.
 PACKAGES=asterisk,asterisk-core-sounds-en-gsm,asterisk-core-sounds-fr-gsm,asterisk-moh-opsound-gsm
@@ -93,7 +95,7 @@ render() {
     sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
         -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
-        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
 install_config() {

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 
 import structlog
 
+from helpline_pbx.agi.server import AgiServer
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import Policy
+from helpline_pbx.housekeeping import retention_of, run_daily
+from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+from helpline_pbx.tokens import KeyRing
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +37,16 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
             missed_offer_delay=settings.missed_offer_delay,
             declined_offer_delay=settings.declined_offer_delay,
         ),
+        repeat_hint=settings.repeat_hint,
+    )
+
+
+def screening_policy(settings: Settings) -> ScreeningPolicy:
+    return ScreeningPolicy(
+        rate_limit_calls=settings.rate_limit_calls,
+        rate_limit_window=timedelta(minutes=settings.rate_limit_window_minutes),
+        repeat_window=timedelta(days=settings.key_period_days),
+        default_country=settings.default_country_code,
     )
 
 
@@ -38,12 +54,20 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT has drained the calls in progress."""
     engine = make_engine(settings.database_url)
     secret = settings.ari_secret()
+    keyring = KeyRing(
+        settings.keys_dir, period_days=settings.key_period_days, overlap_days=settings.key_overlap_days
+    )
+    callers = Callers(engine)
+    screener = Screener(keyring, callers, screening_policy(settings))
+    agi = AgiServer(screener.handle, settings.agi_host, settings.agi_port)
+    housekeeping = asyncio.create_task(run_daily(engine, keyring, retention_of(settings.retention_days)))
     try:
+        await agi.start()
         async with (
             AriClient(settings.ari_url, settings.ari_user, secret) as ari,
             EventStream(settings.ari_url, settings.ari_user, secret, settings.ari_app) as stream,
         ):
-            board = Switchboard(switchboard_config(settings), ari, stream, Roster(engine))
+            board = Switchboard(switchboard_config(settings), ari, stream, Roster(engine), callers)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)
@@ -55,4 +79,7 @@ async def serve(settings: Settings) -> None:
                 lane_failures=board.executor.lanes.failures,
             )
     finally:
+        housekeeping.cancel()
+        await asyncio.gather(housekeeping, return_exceptions=True)
+        await agi.close()
         await engine.dispose()

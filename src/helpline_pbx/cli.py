@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from helpline_pbx.settings import Settings, SettingsError, load_settings
 
@@ -51,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--new-password", action="store_true", help="generate a new SIP password")
     rm = l_sub.add_parser("remove", help="remove a listener (their call records stay, anonymous)")
     rm.add_argument("listener", help="id, endpoint or pseudonym")
+
+    callers = sub.add_parser(
+        "callers", help="bar abusive callers, by call code only (no number is ever shown)"
+    )
+    c_sub = callers.add_subparsers(dest="callers_command", required=True)
+    bar = c_sub.add_parser("bar", help="bar the caller of a recent call")
+    bar.add_argument("call", help='the call\'s code as the listener heard it ("4821") or its call id')
+    bar.add_argument("--days", type=float, default=30.0, help="how long (default 30 days)")
+    bar.add_argument("--reason", required=True, help="why, for the team (no caller details)")
+    lift = c_sub.add_parser("lift", help="lift a bar")
+    lift.add_argument("bar_id", type=int)
+    c_sub.add_parser("list", help="bars in force")
+
+    sub.add_parser("purge", help="forget what is past its retention period (the service does it daily)")
     return parser
 
 
@@ -74,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case "listeners":
                 return asyncio.run(_listeners(args))
+            case "callers":
+                return asyncio.run(_callers(args))
+            case "purge":
+                return asyncio.run(_purge())
     except SettingsError as exc:
         print(f"helpline-pbx: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -157,6 +176,61 @@ async def _listeners(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         await engine.dispose()
+
+
+async def _callers(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from helpline_pbx.roster.callers import Callers
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.roster.errors import RosterError
+
+    engine = make_engine(_database_url())
+    callers = Callers(engine)
+    now = datetime.now(UTC)
+    try:
+        match args.callers_command:
+            case "bar":
+                bar = await callers.bar_call(
+                    args.call,
+                    until=now + timedelta(days=args.days),
+                    reason=args.reason,
+                    created_by="cli",
+                    now=now,
+                )
+                print(f"bar {bar.id} in force until {bar.until:%Y-%m-%d %H:%M} UTC")
+            case "lift":
+                if not await callers.lift_bar(args.bar_id, now):
+                    print(f"helpline-pbx: no bar {args.bar_id} in force", file=sys.stderr)
+                    return EXIT_FAILED
+                print(f"bar {args.bar_id} lifted")
+            case "list":
+                print(f"{'bar':<6} {'until (UTC)':<17} {'by':<12} reason")
+                for b in await callers.bars(now):
+                    print(f"{b.id:<6} {b.until:%Y-%m-%d %H:%M} {b.created_by:<12} {b.reason}")
+        return 0
+    except RosterError as exc:
+        print(f"helpline-pbx: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await engine.dispose()
+
+
+async def _purge() -> int:
+    from helpline_pbx.housekeeping import housekeep, retention_of
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.tokens import KeyRing
+
+    defaults = Settings.model_fields
+    days = int(os.environ.get("HELPLINE_RETENTION_DAYS", defaults["retention_days"].default))
+    keys_dir = Path(os.environ.get("HELPLINE_KEYS_DIR", defaults["keys_dir"].default))
+    engine = make_engine(_database_url())
+    try:
+        report = await housekeep(engine, KeyRing(keys_dir), retention_of(days))
+    finally:
+        await engine.dispose()
+    print(report.summary())
+    return 0
 
 
 def _endpoint_from(pseudonym: str) -> str:

@@ -41,6 +41,20 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
 
+    # Screening (FastAGI, asked by the dialplan before the number is wiped).
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(default=4573, ge=0, le=65535)
+    keys_dir: Path = Path("/var/lib/helpline-pbx/keys")
+    key_period_days: int = Field(default=30, ge=1, le=366)
+    key_overlap_days: int = Field(default=2, ge=0, le=30)
+    rate_limit_calls: int = Field(default=12, ge=1)
+    rate_limit_window_minutes: int = Field(default=60, ge=1)
+    default_country_code: str = Field(default="33", pattern=r"^[1-9][0-9]{0,2}$")
+    # Show the listener how often this (pseudonymous) caller called within the key period.
+    repeat_hint: bool = False
+
+    retention_days: int = Field(default=90, ge=1, le=3650)
+
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:
         # Fail fast: read the secret now so a missing file or a sample password stops start-up.

@@ -62,6 +62,7 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
         app=env["HELPLINE_ARI_APP"],
         roster=roster,
         policy=Policy(ring_timeout=10, rest_after_call=0, missed_offer_delay=1, declined_offer_delay=1),
+        keys_dir=workdir / "keys",
     )
     remote = f"127.0.0.1:{env['HELPLINE_SIP_PORT']}"
     phone = SippProcess(

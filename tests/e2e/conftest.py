@@ -16,6 +16,7 @@ from helpline_pbx.core import Policy
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
+from helpline_pbx.screening import ScreeningPolicy
 
 LINE = "0800123456"
 # Test callers: a fictitious number (the ARCEP range reserved for fiction) and name.
@@ -108,11 +109,17 @@ ServiceFactory = Callable[..., Awaitable[RunningService]]
 
 
 @pytest.fixture
-async def service(asterisk: AsteriskUnderTest, roster: Roster) -> AsyncIterator[ServiceFactory]:
+async def service(
+    asterisk: AsteriskUnderTest, roster: Roster, tmp_path: Path
+) -> AsyncIterator[ServiceFactory]:
     stacks = []
     running: list[RunningService] = []
 
-    async def start(policy: Policy = FAST) -> RunningService:
+    async def start(
+        policy: Policy = FAST,
+        screening: ScreeningPolicy = ScreeningPolicy(),
+        repeat_hint: bool = False,
+    ) -> RunningService:
         svc, stack = await start_service(
             ari_url=asterisk.ari_url,
             user=asterisk.ari_user,
@@ -120,6 +127,9 @@ async def service(asterisk: AsteriskUnderTest, roster: Roster) -> AsyncIterator[
             app=asterisk.app,
             roster=roster,
             policy=policy,
+            keys_dir=tmp_path / "keys",
+            screening=screening,
+            repeat_hint=repeat_hint,
         )
         stacks.append(stack)
         running.append(svc)

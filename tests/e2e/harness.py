@@ -8,13 +8,18 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from helpline_pbx.agi.server import AgiServer
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+from helpline_pbx.tokens import KeyRing
 
 
 @dataclass
@@ -72,16 +77,34 @@ class RunningService:
     ari: AriClient
     decisions: Decisions
     task: asyncio.Task[None]
+    callers: Callers
 
     async def stop(self) -> None:
         await self.board.stop()
         await self.task
 
 
+AGI_PORT = 4573  # the port the dialplan asks (scripts/asterisk.sh renders it)
+
+
 async def start_service(
-    *, ari_url: str, user: str, password: str, app: str, roster: Roster, policy: Policy
+    *,
+    ari_url: str,
+    user: str,
+    password: str,
+    app: str,
+    roster: Roster,
+    policy: Policy,
+    keys_dir: Path,
+    screening: ScreeningPolicy = ScreeningPolicy(),
+    repeat_hint: bool = False,
 ) -> tuple[RunningService, contextlib.AsyncExitStack]:
     stack = contextlib.AsyncExitStack()
+    callers = Callers(roster.engine)
+    screener = Screener(KeyRing(keys_dir), callers, screening)
+    agi = AgiServer(screener.handle, "127.0.0.1", AGI_PORT)
+    await agi.start()
+    stack.push_async_callback(agi.close)
     ari = await stack.enter_async_context(AriClient(ari_url, user, password))
     stream = await stack.enter_async_context(EventStream(ari_url, user, password, app))
     config = SwitchboardConfig(
@@ -91,14 +114,15 @@ async def start_service(
         roster_poll_interval=0.5,
         drain_timeout=30.0,
         policy=policy,
+        repeat_hint=repeat_hint,
     )
-    board = Switchboard(config, ari, stream, roster)
+    board = Switchboard(config, ari, stream, roster, callers)
     decisions = Decisions()
     board.observers.append(decisions)
     task = asyncio.create_task(board.run())
     async with asyncio.timeout(15):
         await board.connected.wait()
-    return RunningService(board, roster, ari, decisions, task), stack
+    return RunningService(board, roster, ari, decisions, task, callers), stack
 
 
 async def wait_registered(ari: AriClient, endpoint: str, timeout: float = 10.0) -> None:

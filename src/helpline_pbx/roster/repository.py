@@ -51,6 +51,10 @@ class Roster:
         self._engine = engine
         self._sessions = session_factory(engine)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return transaction(self._sessions)
 

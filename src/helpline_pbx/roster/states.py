@@ -2,19 +2,16 @@
 
 from enum import StrEnum
 
+# One vocabulary for the core and the roster: the roster stores the states the core decides.
+from helpline_pbx.core.commands import ListenerState
+
+__all__ = ["ListenerState", "Outcome", "Role"]
+
 
 class Role(StrEnum):
     VOLUNTEER = "volunteer"
     PROFESSIONAL = "professional"
     SUPERVISOR = "supervisor"
-
-
-class ListenerState(StrEnum):
-    OFFLINE = "offline"
-    AVAILABLE = "available"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    RESTING = "resting"
 
 
 class Outcome(StrEnum):

@@ -167,14 +167,13 @@ class Executor:
             return
         channel_id = self._book.new_listener_channel_id(call, command.listener_id)
         self._book.add_listener_leg(call, command.listener_id, channel_id)
-        code = call.label.rsplit(" ", 1)[-1]
         try:
             await self._ari.originate(
                 channel_id,
                 f"PJSIP/{command.endpoint}",
                 app=self._app,
                 app_args=["listener", call.call_id],
-                caller_id=f'"{call.label}" <{code}>',
+                caller_id=f'"{call.label}" <{call.code}>',
                 # The core's own ring timer decides; Asterisk's is only a backstop.
                 timeout=int(command.ring_timeout) + 10,
             )

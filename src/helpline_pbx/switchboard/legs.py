@@ -30,6 +30,7 @@ class Call:
     call_id: str
     line: str
     label: str
+    code: str
     caller_channel: str
     # The listener legs of this call, by listener id (one at a time, but a cancelled one may linger).
     listener_channels: dict[str, str] = field(default_factory=dict)
@@ -45,8 +46,10 @@ class LegBook:
     def open_call(self, caller_channel: str, line: str, line_name: str) -> Call:
         call_id = "c-" + secrets.token_hex(6)
         # A per-call code lets listener and supervisor speak about a call without identifying anyone.
-        label = f"{line_name} {secrets.randbelow(9000) + 1000}"
-        call = Call(call_id=call_id, line=line, label=label, caller_channel=caller_channel)
+        code = str(secrets.randbelow(9000) + 1000)
+        call = Call(
+            call_id=call_id, line=line, label=f"{line_name} {code}", code=code, caller_channel=caller_channel
+        )
         self._calls[call_id] = call
         self._legs[caller_channel] = Leg(caller_channel, call_id, "caller")
         return call

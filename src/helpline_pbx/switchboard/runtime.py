@@ -32,6 +32,7 @@ from helpline_pbx.core import (
     Policy,
 )
 from helpline_pbx.phones import listener_objects
+from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
@@ -50,16 +51,36 @@ class SwitchboardConfig:
     roster_poll_interval: float
     drain_timeout: float
     policy: Policy
+    # Show listeners "2e appel" when a (pseudonymous) caller called before within the key period.
+    repeat_hint: bool = False
+
+
+def caller_args(args: list[str]) -> tuple[str, str | None, int]:
+    """(line, token or None, arrivals within the key period) from the dialplan's Stasis arguments:
+    caller,<line>,<token>,<repeat>. Older or hand-made calls may carry fewer."""
+    line = args[1] if len(args) > 1 and args[1] else "s"
+    token = args[2] if len(args) > 2 and args[2] else None
+    try:
+        repeat = int(args[3]) if len(args) > 3 else 0
+    except ValueError:
+        repeat = 0
+    return line, token, repeat
 
 
 class Switchboard:
     def __init__(
-        self, config: SwitchboardConfig, ari: AriClient, stream: EventStream, roster: Roster
+        self,
+        config: SwitchboardConfig,
+        ari: AriClient,
+        stream: EventStream,
+        roster: Roster,
+        callers: Callers | None = None,
     ) -> None:
         self._config = config
         self._ari = ari
         self._stream = stream
         self._roster = roster
+        self._callers = callers
         self.queue = CallQueue(config.policy)
         self.book = LegBook()
         self.executor = Executor(
@@ -126,8 +147,8 @@ class Switchboard:
             case ChannelDestroyed() | StasisEnd():
                 for event in channel_gone(item, self.book):
                     self.feed(event)
-                if isinstance(item, ChannelDestroyed):
-                    self.book.forget_channel(item.channel.id)
+                # After StasisEnd the channel is no longer ours (Asterisk may send no ChannelDestroyed).
+                self.book.forget_channel(item.channel.id)
             case _:
                 pass
         self.handled_events += 1
@@ -135,15 +156,21 @@ class Switchboard:
     def _on_stasis_start(self, event: StasisStart) -> None:
         role = event.args[0] if event.args else ""
         if role == "caller":
-            line = event.args[1] if len(event.args) > 1 else "s"
+            line, token, repeat = caller_args(event.args)
             if self._draining:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
                 )
                 return
             call = self.book.open_call(event.channel.id, line, self._config.line_name)
+            if self._config.repeat_hint and repeat > 1:
+                call.label = f"{call.label} · {repeat}e appel"
             log.info("caller_arrived", call_id=call.call_id, line=line)
             self.executor.admit(call)
+            if self._callers is not None:
+                self.executor.lanes.submit(
+                    "records", lambda: self._remember(call.call_id, call.code, line, token)
+                )
             self.feed(CallerArrived(call_id=call.call_id, line=line))
         elif role == "listener":
             for core_event in listener_answered(event, self.book):
@@ -154,6 +181,13 @@ class Switchboard:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._hangup(event.channel.id)
                 )
+
+    async def _remember(self, call_id: str, code: str, line: str, token: str | None) -> None:
+        assert self._callers is not None
+        try:
+            await self._callers.remember_call(call_id, code, line, token, datetime.now(UTC))
+        except RosterError as exc:
+            log.warning("call_code_not_saved", call_id=call_id, error=exc.code)
 
     async def _refuse(self, channel_id: str) -> None:
         with contextlib.suppress(AriNotFound):
@@ -221,7 +255,7 @@ class Switchboard:
         for listener in active.values():
             if self.queue.listener_state(listener.id) not in (None, ListenerState.OFFLINE):
                 continue
-            if listener.state.value == ListenerState.OFFLINE.value:
+            if listener.state is ListenerState.OFFLINE:
                 listener = await self._roster.set_state(
                     listener.id, ListenerState.AVAILABLE, now=now, reason="on_duty"
                 )

@@ -1,0 +1,128 @@
+"""What the call queue asks the executor to do, in the imperative."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from helpline_pbx.core.events import TimerKey
+
+Outcome = Literal["served", "abandoned", "fallback"]
+
+
+class ListenerState(StrEnum):
+    """The listener's state as the queue sees it; the roster stores the same values."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    RESTING = "resting"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """The anonymous summary of one call: ids, times and counts, nothing about the caller."""
+
+    call_id: str
+    line: str
+    queued_at: float
+    first_offered_at: float | None
+    answered_at: float | None
+    ended_at: float
+    outcome: Outcome
+    listener_id: str | None
+    offers: int
+    wait_seconds: float
+    talk_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCall:
+    """Claim the listener in the roster, then ring their phone.
+
+    The claim itself moves the listener to ringing in the roster, so no SetListenerState
+    precedes it: a mirrored write would make the conditional claim fail. If the claim is
+    refused, report ClaimFailed.
+    """
+
+    call_id: str
+    listener_id: str
+    endpoint: str
+    ring_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing that listener for that call; hang up their leg even if it answered meanwhile."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCall:
+    """Bridge the caller with the listener and stop the hold music."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndCall:
+    """Tear down what remains of the call: legs still up, the bridge, per-call resources."""
+
+    call_id: str
+    listener_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendToFallback:
+    """Hand the caller back to the dialplan fallback."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Start (or restart) the timer with that key; report TimerFired when it expires."""
+
+    key: TimerKey
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Cancel the timer with that key; no TimerFired may follow for it."""
+
+    key: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class SetListenerState:
+    """Persist the listener's state in the roster; until is the end of a rest."""
+
+    listener_id: str
+    state: ListenerState
+    call_id: str | None
+    until: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCall:
+    """Store the anonymous record of a call that has ended."""
+
+    record: CallRecord
+
+
+Command = (
+    OfferCall
+    | CancelOffer
+    | ConnectCall
+    | EndCall
+    | SendToFallback
+    | StartTimer
+    | CancelTimer
+    | SetListenerState
+    | RecordCall
+)

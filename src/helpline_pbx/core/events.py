@@ -1,0 +1,110 @@
+"""Facts the outside world reports to the call queue, in the past tense."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+TimerKind = Literal["ring", "rest"]
+OfferFailure = Literal["busy", "no_answer", "unreachable"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerKey:
+    """Names a timer the queue started; the executor echoes it back in TimerFired.
+
+    A ring timer is keyed by the call and the rung listener, a rest timer by the listener
+    and the call that caused the rest.
+    """
+
+    kind: TimerKind
+    call_id: str | None
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerArrived:
+    """A caller entered the service and waits for a listener."""
+
+    call_id: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLeft:
+    """The caller hung up, whatever state the call was in."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOnline:
+    """The listener can take calls; idle_since None means "idle from now"."""
+
+    listener_id: str
+    endpoint: str
+    idle_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOffline:
+    """The listener must not be offered calls any more."""
+
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFailed:
+    """The roster refused the claim: another instance holds that listener."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    """The listener's phone answered the offer."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The listener leg ended before answer (486 busy, timeout, 480-503 or no contact)."""
+
+    call_id: str
+    listener_id: str
+    reason: OfferFailure
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLeft:
+    """The listener leg hung up during a bridged call."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer the queue started has expired."""
+
+    key: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class DrainRequested:
+    """The service is stopping: take no new callers."""
+
+
+Event = (
+    CallerArrived
+    | CallerLeft
+    | ListenerOnline
+    | ListenerOffline
+    | ClaimFailed
+    | OfferAnswered
+    | OfferFailed
+    | ListenerLeft
+    | TimerFired
+    | DrainRequested
+)

@@ -1,0 +1,111 @@
+"""Screening: the one place the caller's number is ever used, and only to make a pseudonymous token.
+
+The dialplan asks the service over FastAGI (`AGI(agi://…/screen)`) before anything else happens, then wipes
+the number whatever the answer. From the number we derive a keyed, rotating token (tokens.py), and with it
+decide whether the call may go on: a barred or over-limit caller hears a kind message with alternatives.
+The number itself is never logged, stored or passed on.
+
+A screening that cannot be done (the database is down, the key folder unreadable) lets the call through:
+a helpline never refuses a caller because its own bookkeeping failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+import structlog
+
+from helpline_pbx.roster.callers import BarSnapshot, Callers
+from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.tokens import KeyRing, KeyRingError, normalise_e164
+
+log = structlog.get_logger(__name__)
+
+Status = Literal["ok", "barred", "limited"]
+
+
+class AgiLike(Protocol):
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningPolicy:
+    # Calls per token within the window beyond which a caller hears the "limited" message.
+    rate_limit_calls: int = 12
+    rate_limit_window: timedelta = timedelta(hours=1)
+    # The window of the "has called N times" hint.
+    repeat_window: timedelta = timedelta(days=30)
+    default_country: str = "33"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    token: str | None = None
+    # Arrivals of this caller within the repeat window, this one included (0 when unknown).
+    repeat: int = 0
+
+    def channel_variables(self) -> dict[str, str]:
+        return {
+            "HELPLINE_SCREEN": self.status,
+            "HELPLINE_TOKEN": self.token or "",
+            "HELPLINE_REPEAT": str(self.repeat),
+        }
+
+
+def decide(bar: BarSnapshot | None, recent_arrivals: int, policy: ScreeningPolicy) -> Status:
+    """Pure: a bar wins; then the rate limit (counting this arrival); otherwise the call goes on."""
+    if bar is not None:
+        return "barred"
+    if recent_arrivals >= policy.rate_limit_calls:
+        return "limited"
+    return "ok"
+
+
+class Screener:
+    def __init__(
+        self,
+        keyring: KeyRing,
+        callers: Callers,
+        policy: ScreeningPolicy = ScreeningPolicy(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._keyring = keyring
+        self._callers = callers
+        self._policy = policy
+        self._clock = clock
+
+    async def screen(self, raw_number: str) -> Verdict:
+        number = normalise_e164(raw_number, self._policy.default_country)
+        if number is None:
+            # Withheld or invalid: no token, so withheld callers never pool into one "person".
+            return Verdict("ok")
+        try:
+            token = self._keyring.token(number)
+            tokens = self._keyring.tokens_for_lookup(number)
+        except KeyRingError as exc:
+            log.error("screening_keys_unavailable", error=type(exc).__name__)
+            return Verdict("ok")
+        del number
+        now = self._clock()
+        try:
+            bar = await self._callers.active_bar(tokens, now)
+            recent = await self._callers.arrivals_since(tokens, now - self._policy.rate_limit_window)
+            status = decide(bar, recent, self._policy)
+            await self._callers.note_arrival(token, now)
+            repeat = await self._callers.arrivals_since(tokens, now - self._policy.repeat_window)
+        except RosterError as exc:
+            log.warning("screening_unavailable", error=exc.code)
+            return Verdict("ok", token)
+        if status != "ok":
+            log.info("caller_refused", status=status)
+        return Verdict(status, token, repeat)
+
+    async def handle(self, request: AgiLike) -> dict[str, str]:
+        """The FastAGI handler: channel variables for the dialplan."""
+        verdict = await self.screen(request.env.get("agi_callerid", ""))
+        return verdict.channel_variables()
