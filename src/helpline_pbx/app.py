@@ -38,6 +38,7 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
             declined_offer_delay=settings.declined_offer_delay,
         ),
         repeat_hint=settings.repeat_hint,
+        bar_days=settings.bar_days,
     )
 
 

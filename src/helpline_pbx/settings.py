@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     repeat_hint: bool = False
 
     retention_days: int = Field(default=90, ge=1, le=3650)
+    # How long a bar made by a supervisor from their phone (*86 + call code) lasts.
+    bar_days: float = Field(default=30.0, gt=0, le=366)
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:

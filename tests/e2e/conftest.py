@@ -93,6 +93,22 @@ class Sipp:
         self.processes.append(proc)
         return proc.start()
 
+    def dial(self, listener: ListenerSnapshot, number: str) -> SippProcess:
+        """The listener's phone dials a number (a feature code, or something it must not reach)."""
+        proc = SippProcess(
+            "phone_dial",
+            workdir=self.workdir,
+            remote=self.remote,
+            service=number,
+            auth_user=listener.endpoint,
+            auth_password=listener.sip_secret,
+            variables={"user": listener.endpoint},
+            calls=1,
+            lifetime=60,
+        )
+        self.processes.append(proc)
+        return proc.start()
+
     def stop_all(self) -> None:
         for proc in self.processes:
             proc.stop()

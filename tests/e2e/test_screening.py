@@ -16,7 +16,7 @@ from helpline_pbx.screening import ScreeningPolicy
 NUMBER = "0639985501"  # fictitious
 
 
-async def _refused_channel_seen(ari: AriClient, timeout: float = 10.0) -> bool:
+async def refused_channel_seen(ari: AriClient, timeout: float = 10.0) -> bool:
     """Whether a trunk channel reaches the [helpline-refused] context (it never enters Stasis)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -51,7 +51,7 @@ async def test_a_barred_caller_hears_the_refusal_and_never_reaches_the_queue(
 
     arrivals_before = len(svc.decisions.events())
     second = sipp.caller("caller", number=NUMBER)
-    assert await _refused_channel_seen(svc.ari)
+    assert await refused_channel_seen(svc.ari)
     assert len(svc.decisions.events()) == arrivals_before, (
         "a barred caller must not reach the service's queue"
     )
@@ -88,7 +88,7 @@ async def test_a_caller_over_the_rate_limit_is_refused_kindly(
         await svc.decisions.wait_records(n + 1)
         await caller.wait_async(15)
     third = sipp.caller("caller", number="0639985510")
-    assert await _refused_channel_seen(svc.ari)
+    assert await refused_channel_seen(svc.ari)
     await third.stop_async()
 
 

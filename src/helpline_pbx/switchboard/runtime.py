@@ -37,6 +37,7 @@ from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
 from helpline_pbx.switchboard.executor import Executor
+from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.legs import LegBook
 from helpline_pbx.switchboard.translate import channel_gone, listener_answered
 
@@ -53,6 +54,8 @@ class SwitchboardConfig:
     policy: Policy
     # Show listeners "2e appel" when a (pseudonymous) caller called before within the key period.
     repeat_hint: bool = False
+    # How long a supervisor's bar from their phone lasts.
+    bar_days: float = 30.0
 
 
 def caller_args(args: list[str]) -> tuple[str, str | None, int]:
@@ -81,6 +84,7 @@ class Switchboard:
         self._stream = stream
         self._roster = roster
         self._callers = callers
+        self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
         self.book = LegBook()
         self.executor = Executor(
@@ -172,6 +176,10 @@ class Switchboard:
                     "records", lambda: self._remember(call.call_id, call.code, line, token)
                 )
             self.feed(CallerArrived(call_id=call.call_id, line=line))
+        elif role == "feature":
+            self.executor.lanes.submit(
+                f"channel:{event.channel.id}", lambda: self._features.run(event.channel, event.args)
+            )
         elif role == "listener":
             for core_event in listener_answered(event, self.book):
                 self.feed(core_event)

@@ -1,0 +1,79 @@
+"""Feature codes dialled from listeners' and supervisors' phones.
+
+The dialplan hands the call to the service (`Stasis(app, feature, <name>, <argument>)`); the service acts,
+then sends the phone to [feature-result] to hear how it went. Who dialled is known from the authenticated
+SIP endpoint of the channel, never from anything the phone claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import structlog
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.models import Channel
+from helpline_pbx.roster.callers import Callers
+from helpline_pbx.roster.errors import CallNotFound, ListenerNotFound, RosterError
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.states import Role
+
+log = structlog.get_logger(__name__)
+
+Result = Literal["done", "refused", "unknown", "unavailable"]
+RESULT_CONTEXT = "feature-result"
+
+
+def endpoint_of(channel_name: str) -> str | None:
+    """ "PJSIP/alice-0000002a" -> "alice": the authenticated endpoint that placed the call."""
+    tech, _, rest = channel_name.partition("/")
+    if tech != "PJSIP" or "-" not in rest:
+        return None
+    return rest.rsplit("-", 1)[0] or None
+
+
+class Features:
+    def __init__(self, ari: AriClient, roster: Roster, callers: Callers | None, bar_days: float) -> None:
+        self._ari = ari
+        self._roster = roster
+        self._callers = callers
+        self._bar_for = timedelta(days=bar_days)
+
+    async def run(self, channel: Channel, args: list[str]) -> None:
+        name = args[1] if len(args) > 1 else ""
+        argument = args[2] if len(args) > 2 else ""
+        try:
+            result = await self._bar(channel, argument) if name == "bar" else "refused"
+        except RosterError as exc:
+            log.warning("feature_failed", feature=name, error=exc.code)
+            result = "unavailable"
+        with contextlib.suppress(AriNotFound):
+            await self._ari.continue_in_dialplan(channel.id, RESULT_CONTEXT, result, 1)
+
+    async def _bar(self, channel: Channel, code: str) -> Result:
+        endpoint = endpoint_of(channel.name)
+        if endpoint is None or self._callers is None:
+            return "refused"
+        try:
+            who = await self._roster.get_listener(endpoint)
+        except ListenerNotFound:
+            return "refused"
+        if not who.active or who.role is not Role.SUPERVISOR:
+            log.info("feature_refused", feature="bar", listener_id=who.id)
+            return "refused"
+        now = datetime.now(UTC)
+        try:
+            bar = await self._callers.bar_call(
+                code,
+                until=now + self._bar_for,
+                reason="barred by a supervisor from their phone",
+                created_by=who.id,
+                now=now,
+            )
+        except CallNotFound:
+            return "unknown"
+        log.info("caller_barred", bar_id=bar.id, by=who.id)
+        return "done"
