@@ -39,6 +39,8 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
         ),
         repeat_hint=settings.repeat_hint,
         bar_days=settings.bar_days,
+        dids=settings.did_list(),
+        agi_url=settings.agi_url(),
     )
 
 

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     ari_password_file: Path | None = Path("/var/lib/helpline-pbx/secrets/ari-password")
     ari_app: str = Field(default="helpline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
+    # The numbers this instance answers, comma-separated. Empty: the default route (ari_app) takes every
+    # number no instance claimed. Two instances on one Asterisk each claim their own.
+    dids: str = Field(default="", pattern=r"^[0-9, ]*$")
+
     database_url: str = "sqlite+aiosqlite:////var/lib/helpline-pbx/roster.db"
 
     ring_timeout: float = Field(default=20.0, gt=0, le=300)
@@ -62,6 +66,12 @@ class Settings(BaseSettings):
         # Fail fast: read the secret now so a missing file or a sample password stops start-up.
         self.ari_secret()
         return self
+
+    def did_list(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.dids.split(",") if d.strip())
+
+    def agi_url(self) -> str:
+        return f"agi://{self.agi_host}:{self.agi_port}/screen"
 
     def ari_secret(self) -> SecretStr:
         if self.ari_password is not None:

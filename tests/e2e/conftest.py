@@ -43,8 +43,9 @@ async def ari(asterisk: AsteriskUnderTest) -> AsyncIterator[AriClient]:
 class Sipp:
     """Starts SIPp processes for one test and always stops them."""
 
-    def __init__(self, asterisk: AsteriskUnderTest, workdir: Path) -> None:
+    def __init__(self, asterisk: AsteriskUnderTest, workdir: Path, line: str = LINE) -> None:
         self.asterisk = asterisk
+        self.line = line
         self.workdir = workdir
         self.processes: list[SippProcess] = []
         self.remote = f"{asterisk.sip_host}:{asterisk.sip_port}"
@@ -65,7 +66,7 @@ class Sipp:
             workdir=self.workdir,
             local_ip=self.asterisk.trunk_ip,
             remote=self.remote,
-            service=LINE,
+            service=self.line,
             variables={"caller_user": number, "caller_name": name},
             calls=calls,
             rate=rate,
@@ -115,8 +116,19 @@ class Sipp:
 
 
 @pytest.fixture
-def sipp(asterisk: AsteriskUnderTest, tmp_path: Path) -> Iterator[Sipp]:
-    runner = Sipp(asterisk, tmp_path / "sipp")
+def line() -> str:
+    """A number of this test's own: only this test's service takes it."""
+    return "0899" + str(secrets.randbelow(10**6)).zfill(6)
+
+
+@pytest.fixture
+def app_name() -> str:
+    return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def sipp(asterisk: AsteriskUnderTest, tmp_path: Path, line: str) -> Iterator[Sipp]:
+    runner = Sipp(asterisk, tmp_path / "sipp", line)
     yield runner
     runner.stop_all()
 
@@ -126,7 +138,7 @@ ServiceFactory = Callable[..., Awaitable[RunningService]]
 
 @pytest.fixture
 async def service(
-    asterisk: AsteriskUnderTest, roster: Roster, tmp_path: Path
+    asterisk: AsteriskUnderTest, roster: Roster, tmp_path: Path, line: str, app_name: str
 ) -> AsyncIterator[ServiceFactory]:
     stacks = []
     running: list[RunningService] = []
@@ -140,10 +152,12 @@ async def service(
             ari_url=asterisk.ari_url,
             user=asterisk.ari_user,
             password=asterisk.ari_password,
-            app=asterisk.app,
+            app=app_name,
             roster=roster,
             policy=policy,
             keys_dir=tmp_path / "keys",
+            dids=(line,),
+            agi_port=0,
             screening=screening,
             repeat_hint=repeat_hint,
         )

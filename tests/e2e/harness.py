@@ -84,9 +84,6 @@ class RunningService:
         await self.task
 
 
-AGI_PORT = 4573  # the port the dialplan asks (scripts/asterisk.sh renders it)
-
-
 async def start_service(
     *,
     ari_url: str,
@@ -98,11 +95,15 @@ async def start_service(
     keys_dir: Path,
     screening: ScreeningPolicy = ScreeningPolicy(),
     repeat_hint: bool = False,
+    dids: tuple[str, ...] = (),
+    agi_port: int = 4573,
 ) -> tuple[RunningService, contextlib.AsyncExitStack]:
+    """A service taking `dids` on application `app`; each test gets its own app, number and screen port,
+    so no call of one test can ever reach another test's service."""
     stack = contextlib.AsyncExitStack()
     callers = Callers(roster.engine)
     screener = Screener(KeyRing(keys_dir), callers, screening)
-    agi = AgiServer(screener.handle, "127.0.0.1", AGI_PORT)
+    agi = AgiServer(screener.handle, "127.0.0.1", agi_port)
     await agi.start()
     stack.push_async_callback(agi.close)
     ari = await stack.enter_async_context(AriClient(ari_url, user, password))
@@ -115,6 +116,8 @@ async def start_service(
         drain_timeout=30.0,
         policy=policy,
         repeat_hint=repeat_hint,
+        dids=dids,
+        agi_url=f"agi://127.0.0.1:{agi.port}/screen",
     )
     board = Switchboard(config, ari, stream, roster, callers)
     decisions = Decisions()

@@ -228,6 +228,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "get_channel": (("call-1",), {}),
     "list_channels": ((), {}),
     "set_variable": (("call-1", "X", "1"), {}),
+    "set_global_variable": (("X", "1"), {}),
     "get_variable": (("call-1", "X"), {}),
     "get_application": (("helpline",), {}),
     "subscribe": (("helpline", "endpoint:PJSIP"), {}),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import AsteriskUnderTest
-from tests.e2e.conftest import CALLER_NAME, CALLER_NUMBER, LINE, Sipp
+from tests.e2e.conftest import CALLER_NAME, CALLER_NUMBER, Sipp
 from tests.e2e.harness import wait_registered
 
 from helpline_pbx.ari.client import AriClient
@@ -41,7 +41,7 @@ async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_soft
                     caller_start = item
                     break
         # caller, the line dialled, then the token and repeat count (empty: no screen runs in this test).
-        assert caller_start.args == ["caller", LINE, "", "0"]
+        assert caller_start.args == ["caller", sipp.line, "", "0"]
         # The dialplan already wiped the identity before Stasis: the raw event carries neither.
         raw = caller_start.model_dump_json()
         assert CALLER_NUMBER not in raw

@@ -327,6 +327,10 @@ class AriClient:
             params={"variable": name, "value": value},
         )
 
+    async def set_global_variable(self, name: str, value: str) -> None:
+        """A dialplan global (POST /asterisk/variable): what the dialplan reads without the service."""
+        await self.request("POST", "/asterisk/variable", params={"variable": name, "value": value})
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         path = f"/channels/{segment(channel_id)}/variable"
         data = await self.request("GET", path, params={"variable": name})

@@ -18,6 +18,7 @@ from helpline_pbx.core.commands import (
 from helpline_pbx.core.events import (
     CallerArrived,
     CallerLeft,
+    CallResumed,
     ClaimFailed,
     DrainRequested,
     Event,
@@ -37,6 +38,7 @@ from helpline_pbx.core.queue import CallQueue, CallState, CallView, ListenerView
 __all__ = [
     "CallQueue",
     "CallRecord",
+    "CallResumed",
     "CallState",
     "CallView",
     "CallerArrived",

@@ -22,10 +22,27 @@ class TimerKey:
 
 @dataclass(frozen=True, slots=True)
 class CallerArrived:
-    """A caller entered the service and waits for a listener."""
+    """A caller entered the service and waits for a listener.
+
+    arrived_at, when known, is when they first arrived: a caller re-adopted after a restart keeps their
+    place and their wait time.
+    """
 
     call_id: str
     line: str
+    arrived_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallResumed:
+    """A call already bridged with a listener, found in Asterisk after a restart: it goes on as before."""
+
+    call_id: str
+    line: str
+    listener_id: str
+    endpoint: str
+    arrived_at: float
+    answered_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +115,7 @@ class DrainRequested:
 
 Event = (
     CallerArrived
+    | CallResumed
     | CallerLeft
     | ListenerOnline
     | ListenerOffline

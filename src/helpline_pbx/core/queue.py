@@ -27,6 +27,7 @@ from helpline_pbx.core.commands import (
 from helpline_pbx.core.events import (
     CallerArrived,
     CallerLeft,
+    CallResumed,
     ClaimFailed,
     DrainRequested,
     Event,
@@ -149,6 +150,8 @@ class CallQueue:
         match event:
             case CallerArrived():
                 self._caller_arrived(event, now, out)
+            case CallResumed():
+                self._call_resumed(event, out)
             case CallerLeft():
                 self._caller_left(event, now, out)
             case ListenerOnline():
@@ -179,12 +182,41 @@ class CallQueue:
     def _caller_arrived(self, event: CallerArrived, now: float, out: list[Command]) -> None:
         if event.call_id in self._calls or event.call_id in self._ended:
             return
-        call = _Call(event.call_id, event.line, queued_at=now)
+        call = _Call(
+            event.call_id, event.line, queued_at=now if event.arrived_at is None else event.arrived_at
+        )
         if self._draining:
             out.append(SendToFallback(call.call_id))
             self._close(call, "fallback", now, out)
             return
         self._calls[call.call_id] = call
+
+    def _call_resumed(self, event: CallResumed, out: list[Command]) -> None:
+        if event.call_id in self._calls or event.call_id in self._ended:
+            return
+        listener = self._listeners.get(event.listener_id)
+        if listener is None:
+            listener = _Listener(event.listener_id, event.endpoint, idle_since=event.answered_at)
+            self._listeners[listener.listener_id] = listener
+        elif listener.state is not ListenerState.AVAILABLE and listener.state is not ListenerState.OFFLINE:
+            # Asterisk says this listener is talking on a call we do not know while we have them busy
+            # elsewhere: trust neither, keep our own state (the stray call ends on its own).
+            return
+        call = _Call(
+            event.call_id,
+            event.line,
+            queued_at=event.arrived_at,
+            state=CallState.CONNECTED,
+            listener_id=listener.listener_id,
+            first_offered_at=event.arrived_at,
+            answered_at=event.answered_at,
+            offers=1,
+        )
+        self._calls[call.call_id] = call
+        listener.state = ListenerState.ON_CALL
+        listener.call_id = call.call_id
+        listener.online = True
+        out.append(SetListenerState(listener.listener_id, ListenerState.ON_CALL, call.call_id, None, None))
 
     def _caller_left(self, event: CallerLeft, now: float, out: list[Command]) -> None:
         call = self._calls.get(event.call_id)

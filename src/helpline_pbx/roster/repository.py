@@ -261,11 +261,17 @@ class Roster:
         async with self._transaction() as session:
             return [_listener_snapshot(row) for row in await session.scalars(query)]
 
-    async def repair(self, instance_live_call_ids: Iterable[str] | None = None, *, now: datetime) -> int:
+    async def repair(
+        self,
+        instance_live_call_ids: Iterable[str] | None = None,
+        *,
+        now: datetime,
+        call_id_prefix: str | None = None,
+    ) -> int:
         """Free listeners left ringing or on a call that no longer exists, after a restart.
 
-        None means no call is live. With several instances sharing one roster, pass the live
-        call ids of all of them: a listener busy with another instance's call looks stuck here.
+        None means no call is live. With several instances sharing one roster, each instance repairs
+        only its own calls: pass the prefix its call ids start with, and its live call ids.
         """
         live = frozenset(instance_live_call_ids or ())
         now = _aware(now)
@@ -274,6 +280,8 @@ class Roster:
             .where(Listener.state.in_([state.value for state in BUSY_STATES]))
             .with_for_update()
         )
+        if call_id_prefix is not None:
+            query = query.where(Listener.state_call_id.startswith(call_id_prefix, autoescape=True))
         async with self._transaction() as session:
             repaired = 0
             for listener in await session.scalars(query):

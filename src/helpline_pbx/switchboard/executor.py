@@ -68,6 +68,7 @@ class Executor:
         instance: str,
         holding_bridge: str,
         fallback_context: str,
+        service_grace: float = 60.0,
     ) -> None:
         self._ari = ari
         self._roster = roster
@@ -76,7 +77,9 @@ class Executor:
         self._app = app
         self._instance = instance
         self._holding = holding_bridge
+        self.holding_bridge = holding_bridge
         self._fallback = fallback_context
+        self.service_grace = service_grace
         self.lanes = Lanes()
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
 
@@ -128,6 +131,7 @@ class Executor:
     # ---- calls ----------------------------------------------------------------------------------------
 
     async def _admit(self, call: Call) -> None:
+        await self.keep_alive(call.caller_channel, self.service_grace)
         try:
             await self._ari.add_channel(self._holding, call.caller_channel)
         except AriNotFound:
@@ -136,6 +140,11 @@ class Executor:
             if await self._channel_exists(call.caller_channel):
                 await self.ensure_holding_bridge()
                 await self._ari.add_channel(self._holding, call.caller_channel)
+
+    async def keep_alive(self, caller_channel: str, grace: float) -> None:
+        """Asterisk sends this caller to the fallback by itself unless we call again within `grace`."""
+        with contextlib.suppress(AriNotFound):
+            await self._ari.set_variable(caller_channel, "TIMEOUT(absolute)", str(int(grace)))
 
     async def ensure_holding_bridge(self) -> None:
         # Creating a bridge whose id exists fails: after a reconnect the bridge may still be there,
@@ -202,6 +211,8 @@ class Executor:
         bridge_id = talk_bridge_id(call.call_id)
         try:
             await self._ari.create_bridge(bridge_id, type="mixing", name=bridge_id)
+            # A caller talking to a listener stays whatever happens to the service.
+            await self._ari.set_variable(call.caller_channel, "TIMEOUT(absolute)", "0")
             await self._remove_from_holding(call.caller_channel)
             await self._ari.add_channel(bridge_id, [call.caller_channel, listener_channel])
         except AriNotFound:

@@ -7,6 +7,7 @@ is recognised and dropped.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,12 +40,23 @@ class Call:
 
 
 class LegBook:
-    def __init__(self) -> None:
+    def __init__(self, call_id_prefix: str = "c-") -> None:
+        # Call ids start with the instance's prefix, so an instance sharing the roster with others
+        # repairs only its own listeners after a restart.
+        self.call_id_prefix = call_id_prefix
         self._legs: dict[str, Leg] = {}
         self._calls: dict[str, Call] = {}
+        self._listener_channel = re.compile(
+            rf"^(?P<call>{re.escape(call_id_prefix)}[0-9a-f]{{12}})-(?P<listener>.+)-(?P<attempt>\d+)$"
+        )
 
-    def open_call(self, caller_channel: str, line: str, line_name: str) -> Call:
-        call_id = "c-" + secrets.token_hex(6)
+    def parse_listener_channel(self, channel_id: str) -> tuple[str, str] | None:
+        """(call id, listener id) of a listener leg this instance originated, from its channel id."""
+        match = self._listener_channel.match(channel_id)
+        return None if match is None else (match["call"], match["listener"])
+
+    def open_call(self, caller_channel: str, line: str, line_name: str, call_id: str | None = None) -> Call:
+        call_id = call_id or self.call_id_prefix + secrets.token_hex(6)
         # A per-call code lets listener and supervisor speak about a call without identifying anyone.
         code = str(secrets.randbelow(9000) + 1000)
         call = Call(
@@ -64,9 +76,11 @@ class LegBook:
         call.attempts += 1
         return f"{call.call_id}-{listener_id}-{call.attempts}"
 
-    def add_listener_leg(self, call: Call, listener_id: str, channel_id: str) -> None:
+    def add_listener_leg(
+        self, call: Call, listener_id: str, channel_id: str, *, answered: bool = False
+    ) -> None:
         call.listener_channels[listener_id] = channel_id
-        self._legs[channel_id] = Leg(channel_id, call.call_id, "listener", listener_id)
+        self._legs[channel_id] = Leg(channel_id, call.call_id, "listener", listener_id, answered=answered)
 
     def listener_channel(self, call_id: str, listener_id: str) -> str | None:
         call = self._calls.get(call_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ import structlog
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
-from helpline_pbx.ari.models import ChannelDestroyed, StasisEnd, StasisStart
+from helpline_pbx.ari.models import Channel, ChannelDestroyed, StasisEnd, StasisStart
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, StreamItem
 from helpline_pbx.core import (
     CallerArrived,
     CallQueue,
+    CallResumed,
+    CallState,
     Command,
     DrainRequested,
     Event,
@@ -39,7 +42,7 @@ from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.legs import LegBook
-from helpline_pbx.switchboard.translate import channel_gone, listener_answered
+from helpline_pbx.switchboard.translate import channel_gone, leg_gone, listener_answered
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +59,28 @@ class SwitchboardConfig:
     repeat_hint: bool = False
     # How long a supervisor's bar from their phone lasts.
     bar_days: float = 30.0
+    # A waiting caller whose service is gone this long leaves for the fallback (Asterisk's own timer).
+    service_grace: float = 60.0
+    # The numbers this instance takes, and where the dialplan asks it to screen their callers.
+    dids: tuple[str, ...] = ()
+    agi_url: str | None = None
+
+
+TALK_SUFFIX = "-talk"
+
+
+def _arrival(channel: Channel) -> float:
+    return channel.creationtime.timestamp() if channel.creationtime else time.time()
+
+
+def _endpoint(channel: Channel) -> str | None:
+    tech, _, rest = channel.name.partition("/")
+    return rest.rsplit("-", 1)[0] if tech == "PJSIP" and "-" in rest else None
+
+
+def _is_caller(channel: Channel) -> bool:
+    # Callers are in Stasis from the [helpline] context; feature codes come from listeners' phones.
+    return channel.dialplan is not None and channel.dialplan.context == "helpline"
 
 
 def caller_args(args: list[str]) -> tuple[str, str | None, int]:
@@ -86,7 +111,7 @@ class Switchboard:
         self._callers = callers
         self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
-        self.book = LegBook()
+        self.book = LegBook(call_id_prefix=f"{config.app}-")
         self.executor = Executor(
             ari=ari,
             roster=roster,
@@ -96,6 +121,7 @@ class Switchboard:
             instance=config.app,
             holding_bridge=f"{config.app}-waiting",
             fallback_context=config.fallback_context,
+            service_grace=config.service_grace,
         )
         self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
         self._roster_version: RosterVersion | None = None
@@ -122,17 +148,18 @@ class Switchboard:
 
     async def run(self) -> None:
         """Serve until drained (after request_drain) or stopped."""
-        await self._roster.repair(set(), now=datetime.now(UTC))
         poller = asyncio.create_task(self._poll_roster())
+        heartbeat = asyncio.create_task(self._keep_waiting_callers_alive())
         try:
             async for item in self._stream:
                 await self._on_item(item)
                 if self._draining and self.queue.idle:
                     break
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in (poller, heartbeat):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             self.executor.cancel_all_timers()
             await self.executor.lanes.wait_idle()
             await self.executor.lanes.close()
@@ -210,12 +237,141 @@ class Switchboard:
     async def _on_connected(self) -> None:
         try:
             await self.executor.ensure_holding_bridge()
+            await self._claim_numbers()
+            await self._reconcile()
             self._pushed_phones.clear()
             await self._sync_roster(force=True)
         except (AriError, RosterError) as exc:
             log.error("resync_failed", error=exc.code)
         self.connected.set()
         log.info("ari_connected", app=self._config.app)
+
+    async def _claim_numbers(self) -> None:
+        """Tell the dialplan which numbers come to this instance (globals survive the service)."""
+        await self._ari.set_global_variable("HELPLINE_FEATURE_APP", self._config.app)
+        for did in self._config.dids:
+            await self._ari.set_global_variable(f"HELPLINE_APP_{did}", self._config.app)
+            if self._config.agi_url:
+                await self._ari.set_global_variable(f"HELPLINE_AGI_{did}", self._config.agi_url)
+
+    async def _reconcile(self) -> None:
+        """Rebuild the picture of live calls from Asterisk, before any new event is handled.
+
+        After a restart of the service the core is empty; after a restart of Asterisk the calls the core
+        knows are gone. Asterisk owns the live calls: calls bridged with a listener go on, callers waiting in
+        the holding bridge are re-adopted in their order of arrival, legs of ours that vanished are reported
+        gone, and channels left in our application that are none of these go to the fallback.
+        """
+        channels = {channel.id: channel for channel in await self._ari.list_channels()}
+        bridges = await self._ari.list_bridges()
+        ours = set((await self._ari.get_application(self._config.app)).channel_ids)
+
+        # What the core knows that Asterisk no longer has.
+        for call in self.book.calls():
+            for channel_id in [call.caller_channel, *call.listener_channels.values()]:
+                if channel_id not in channels:
+                    for event in leg_gone(channel_id, None, self.book):
+                        self.feed(event)
+                    self.book.forget_channel(channel_id)
+
+        handled: set[str] = set()
+        resumed = 0
+        for bridge in bridges:
+            if not bridge.id.endswith(TALK_SUFFIX) or self.book.call(bridge.id[: -len(TALK_SUFFIX)]):
+                handled.update(bridge.channels)
+                continue
+            handled.update(bridge.channels)
+            if await self._resume(bridge.id[: -len(TALK_SUFFIX)], bridge.channels, channels):
+                resumed += 1
+
+        holding = next((b for b in bridges if b.id == self.executor.holding_bridge), None)
+        waiting = [
+            channels[c]
+            for c in (holding.channels if holding else [])
+            if c in channels and not self.book.leg(c)
+        ]
+        # Callers in our application but in no bridge were being admitted when we stopped: they wait too.
+        unbridged = [
+            channels[c]
+            for c in ours - handled
+            if c in channels
+            and not self.book.leg(c)
+            and self.book.parse_listener_channel(c) is None
+            and _is_caller(channels[c])
+        ]
+        for channel in sorted([*waiting, *unbridged], key=_arrival):
+            line = channel.dialplan.exten if channel.dialplan else "s"
+            call = self.book.open_call(channel.id, line, self._config.line_name)
+            if channel in unbridged:
+                self.executor.admit(call)
+            self.feed(CallerArrived(call_id=call.call_id, line=line, arrived_at=_arrival(channel)))
+        handled.update(c.id for c in waiting)
+        handled.update(c.id for c in unbridged)
+
+        orphans = [c for c in ours - handled if c in channels and not self.book.leg(c)]
+        for channel_id in orphans:
+            # A ringing leg whose offer we lost, or a phone in a feature code: end it. The core offers
+            # the caller again.
+            self.executor.lanes.submit(f"channel:{channel_id}", functools.partial(self._hangup, channel_id))
+        live = {call.call_id for call in self.book.calls()}
+        repaired = await self._roster.repair(
+            live, now=datetime.now(UTC), call_id_prefix=self.book.call_id_prefix
+        )
+        log.info(
+            "reconciled",
+            resumed=resumed,
+            waiting=len(waiting) + len(unbridged),
+            orphans=len(orphans),
+            listeners_repaired=repaired,
+        )
+
+    async def _resume(self, call_id: str, members: list[str], channels: dict[str, Channel]) -> bool:
+        """Re-adopt a talk bridge of ours: caller and listener go on talking; otherwise end what is left."""
+        listener_legs = [(c, self.book.parse_listener_channel(c)) for c in members]
+        listener = next(((c, p) for c, p in listener_legs if p is not None and p[0] == call_id), None)
+        callers = [c for c in members if self.book.parse_listener_channel(c) is None and c in channels]
+        if listener is None or len(callers) != 1 or listener[0] not in channels:
+            for channel_id in members:
+                self.executor.lanes.submit(
+                    f"channel:{channel_id}", functools.partial(self._hangup, channel_id)
+                )
+            return False
+        listener_channel, (_, listener_id) = listener[0], listener[1]
+        caller = channels[callers[0]]
+        line = caller.dialplan.exten if caller.dialplan else "s"
+        call = self.book.open_call(caller.id, line, self._config.line_name, call_id=call_id)
+        self.book.add_listener_leg(call, listener_id, listener_channel, answered=True)
+        endpoint = _endpoint(channels[listener_channel]) or ""
+        self.feed(
+            CallResumed(
+                call_id=call_id,
+                line=line,
+                listener_id=listener_id,
+                endpoint=endpoint,
+                arrived_at=_arrival(caller),
+                answered_at=_arrival(channels[listener_channel]),
+            )
+        )
+        return True
+
+    async def _keep_waiting_callers_alive(self) -> None:
+        """Push every waiting caller's absolute timeout forward while we live.
+
+        If the service dies and does not come back within the grace time, Asterisk's own timer fires, the
+        caller leaves Stasis for the dialplan's T extension and reaches the fallback: nothing depending on
+        the service is needed to move them.
+        """
+        grace = self._config.service_grace
+        while True:
+            if self.connected.is_set():
+                connected = {view.call_id for view in self.queue.calls() if view.state is CallState.CONNECTED}
+                for call in self.book.calls():
+                    if call.call_id not in connected:
+                        self.executor.lanes.submit(
+                            f"call:{call.call_id}",
+                            functools.partial(self.executor.keep_alive, call.caller_channel, grace),
+                        )
+            await asyncio.sleep(grace / 4)
 
     async def _poll_roster(self) -> None:
         while True:
@@ -230,7 +386,11 @@ class Switchboard:
     async def _sync_roster(self, *, force: bool) -> None:
         version = await self._roster.roster_version()
         if force or version != self._roster_version:
-            await self._push_phones(await self._roster.list_listeners(active_only=True))
+            active = await self._roster.list_listeners(active_only=True)
+            await self._push_phones(active)
+            # The dialplan fallback rings these phones when the service cannot take a call.
+            ring_group = "&".join(f"PJSIP/{listener.endpoint}" for listener in active)
+            await self._ari.set_global_variable("HELPLINE_RING_GROUP", ring_group)
             self._roster_version = version
         await self._sync_availability()
 

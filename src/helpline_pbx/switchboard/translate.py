@@ -36,7 +36,13 @@ def listener_answered(event: StasisStart, book: LegBook) -> list[Event]:
 
 def channel_gone(event: ChannelDestroyed | StasisEnd, book: LegBook) -> list[Event]:
     """A leg ended (hung up, destroyed, or left the application)."""
-    leg = book.leg(event.channel.id)
+    cause = event.cause if isinstance(event, ChannelDestroyed) else None
+    return leg_gone(event.channel.id, cause, book)
+
+
+def leg_gone(channel_id: str, cause: int | None, book: LegBook) -> list[Event]:
+    """A leg is no more (cause None: we only know it is gone, e.g. Asterisk restarted meanwhile)."""
+    leg = book.leg(channel_id)
     if leg is None or leg.released:
         return []
     # Only the first of StasisEnd / ChannelDestroyed is news; the second finds the leg released.
@@ -46,5 +52,5 @@ def channel_gone(event: ChannelDestroyed | StasisEnd, book: LegBook) -> list[Eve
     assert leg.listener_id is not None
     if leg.answered:
         return [ListenerLeft(call_id=leg.call_id, listener_id=leg.listener_id)]
-    cause = event.cause if isinstance(event, ChannelDestroyed) else 16
-    return [OfferFailed(call_id=leg.call_id, listener_id=leg.listener_id, reason=offer_failure(cause))]
+    reason = offer_failure(cause) if cause is not None else "no_answer"
+    return [OfferFailed(call_id=leg.call_id, listener_id=leg.listener_id, reason=reason)]

@@ -445,3 +445,52 @@ def test_the_default_policy_matches_the_documented_timings() -> None:
     assert Policy() == Policy(
         ring_timeout=20.0, rest_after_call=30.0, missed_offer_delay=10.0, declined_offer_delay=10.0
     )
+
+
+# -- after a restart ------------------------------------------------------------------------------
+
+
+def test_re_adopted_callers_keep_their_arrival_time_and_order() -> None:
+    from helpline_pbx.core import CallerArrived, CallQueue, ListenerOnline, OfferCall, Policy, RecordCall
+
+    queue = CallQueue(Policy())
+    queue.handle(CallerArrived("c-old", "l", arrived_at=100.0), now=500.0)
+    queue.handle(CallerArrived("c-new", "l"), now=501.0)
+    out = queue.handle(ListenerOnline("a", "pa"), now=502.0)
+    [offer] = [c for c in out if isinstance(c, OfferCall)]
+    assert offer.call_id == "c-old"
+    from helpline_pbx.core import CallerLeft
+
+    [record] = [c.record for c in queue.handle(CallerLeft("c-old"), now=510.0) if isinstance(c, RecordCall)]
+    assert record.queued_at == 100.0
+    assert record.wait_seconds == 410.0
+
+
+def test_a_resumed_call_keeps_its_listener_busy_then_rests_them() -> None:
+    from helpline_pbx.core import (
+        CallerArrived,
+        CallerLeft,
+        CallQueue,
+        CallResumed,
+        ListenerOnline,
+        ListenerState,
+        OfferCall,
+        Policy,
+        RecordCall,
+    )
+
+    queue = CallQueue(Policy(rest_after_call=30))
+    queue.handle(CallResumed("c-1", "l", "a", "pa", arrived_at=10.0, answered_at=20.0), now=100.0)
+    assert queue.listener_state("a") is ListenerState.ON_CALL
+    # A duplicate ListenerOnline (the roster sync after the restart) must not free them.
+    queue.handle(ListenerOnline("a", "pa"), now=101.0)
+    out = queue.handle(CallerArrived("c-2", "l"), now=102.0)
+    assert not [c for c in out if isinstance(c, OfferCall)]
+    out = queue.handle(CallerLeft("c-1"), now=130.0)
+    [record] = [c.record for c in out if isinstance(c, RecordCall)]
+    assert (record.outcome, record.listener_id, record.talk_seconds) == ("served", "a", 110.0)
+    assert queue.listener_state("a") is ListenerState.RESTING
+    # Resuming a call that already ended is a late duplicate: ignored.
+    assert (
+        queue.handle(CallResumed("c-1", "l", "a", "pa", arrived_at=10.0, answered_at=20.0), now=131.0) == []
+    )
