@@ -24,7 +24,7 @@ from helpline_pbx.tokens import KeyRing
 log = structlog.get_logger(__name__)
 
 
-def switchboard_config(settings: Settings) -> SwitchboardConfig:
+def switchboard_config(settings: Settings, agi_url: str | None = None) -> SwitchboardConfig:
     return SwitchboardConfig(
         app=settings.ari_app,
         line_name=settings.line_name,
@@ -39,8 +39,9 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
         ),
         repeat_hint=settings.repeat_hint,
         bar_days=settings.bar_days,
+        service_grace=settings.service_grace,
         dids=settings.did_list(),
-        agi_url=settings.agi_url(),
+        agi_url=agi_url or settings.agi_url(),
     )
 
 
@@ -70,7 +71,9 @@ async def serve(settings: Settings) -> None:
             AriClient(settings.ari_url, settings.ari_user, secret) as ari,
             EventStream(settings.ari_url, settings.ari_user, secret, settings.ari_app) as stream,
         ):
-            board = Switchboard(switchboard_config(settings), ari, stream, Roster(engine), callers)
+            # The screen's real address (port 0 in settings means any free port).
+            config = switchboard_config(settings, f"agi://{agi.host}:{agi.port}/screen")
+            board = Switchboard(config, ari, stream, Roster(engine), callers)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)

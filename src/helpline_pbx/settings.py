@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     declined_offer_delay: float = Field(default=10.0, ge=0, le=3600)
     roster_poll_interval: float = Field(default=2.0, gt=0, le=60)
     drain_timeout: float = Field(default=3600.0, ge=0)
+    # If the service dies, waiting callers go to the fallback after this long (Asterisk's own timer).
+    service_grace: float = Field(default=60.0, ge=4, le=3600)
     fallback_context: str = "helpline-fallback"
     line_name: str = Field(default="Écoute", min_length=1, max_length=20)
 

@@ -338,6 +338,14 @@ class Roster:
             row = await session.get(CallRecord, call_id)
             return None if row is None else _call_record_data(row)
 
+    async def call_records(self, since: datetime | None = None) -> list[CallRecordData]:
+        """Call records in order of arrival (those queued at or after `since`, if given)."""
+        query = select(CallRecord).order_by(CallRecord.queued_at)
+        if since is not None:
+            query = query.where(CallRecord.queued_at >= _aware(since))
+        async with self._transaction() as session:
+            return [_call_record_data(row) for row in await session.scalars(query)]
+
     async def purge_call_records(self, older_than: datetime) -> int:
         """Delete the records of calls that ended before `older_than`; returns how many."""
         statement = delete(CallRecord).where(CallRecord.ended_at < _aware(older_than))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 
@@ -37,7 +39,7 @@ from helpline_pbx.core import (
     TimerFired,
     TimerKey,
 )
-from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.roster.errors import DatabaseUnavailable, RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
 from helpline_pbx.switchboard.legs import Call, LegBook
@@ -46,6 +48,31 @@ from helpline_pbx.switchboard.workers import Lanes
 log = structlog.get_logger(__name__)
 
 Feed = Callable[[Event], None]
+
+
+T = TypeVar("T")
+
+# A database that is locked or restarting gets this long before a decision's write is given up.
+DB_RETRY_FOR = 30.0
+DB_RETRY_FIRST_DELAY = 0.2
+
+
+async def with_retry(operation: Callable[[], Awaitable[T]], *, retry_for: float = DB_RETRY_FOR) -> T:
+    """Run a roster operation, retrying while the database is unavailable, within a bound.
+
+    Callers keep waiting meanwhile (their lane waits); a write lost for good would leave a listener in a
+    ghost state, so giving up is the last resort, after `retry_for` seconds.
+    """
+    deadline = time.monotonic() + retry_for
+    delay = DB_RETRY_FIRST_DELAY
+    while True:
+        try:
+            return await operation()
+        except DatabaseUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _at(epoch: float | None) -> datetime | None:
@@ -157,7 +184,9 @@ class Executor:
 
     async def _claim(self, command: OfferCall) -> None:
         try:
-            claimed = await self._roster.claim(command.listener_id, command.call_id, datetime.now(UTC))
+            claimed = await with_retry(
+                lambda: self._roster.claim(command.listener_id, command.call_id, datetime.now(UTC))
+            )
         except RosterError as exc:
             log.warning(
                 "claim_failed", call_id=command.call_id, listener_id=command.listener_id, error=exc.code
@@ -256,14 +285,16 @@ class Executor:
             now if command.state is ListenerState.RESTING and command.reason == "after_call" else None
         )
         try:
-            await self._roster.set_state(
-                command.listener_id,
-                command.state.value,
-                call_id=command.call_id,
-                until=_at(command.until),
-                reason=command.reason,
-                now=now,
-                idle_since=idle_since,
+            await with_retry(
+                lambda: self._roster.set_state(
+                    command.listener_id,
+                    command.state.value,
+                    call_id=command.call_id,
+                    until=_at(command.until),
+                    reason=command.reason,
+                    now=now,
+                    idle_since=idle_since,
+                )
             )
         except RosterError as exc:
             log.warning("listener_state_not_saved", listener_id=command.listener_id, error=exc.code)
@@ -285,7 +316,7 @@ class Executor:
             talk_seconds=r.talk_seconds,
         )
         try:
-            await self._roster.record_call(data)
+            await with_retry(lambda: self._roster.record_call(data))
         except RosterError as exc:
             log.warning("call_record_not_saved", call_id=r.call_id, error=exc.code)
         log.info(

@@ -1,0 +1,135 @@
+"""Never strand a caller: the service killed, restarted, or gone for good, on the real Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import AsteriskUnderTest
+from tests.e2e.conftest import Sipp, add_listener
+from tests.e2e.harness import wait_registered
+from tests.e2e.process import ServiceProcess
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.snapshots import CallRecordData
+
+
+@pytest.fixture
+async def process(
+    asterisk: AsteriskUnderTest, roster: Roster, tmp_path: Path, line: str, app_name: str
+) -> AsyncIterator[ServiceProcess]:
+    url = str(roster.engine.url)
+    proc = ServiceProcess(
+        asterisk,
+        database_url=url,
+        app=app_name,
+        did=line,
+        workdir=tmp_path / "service",
+        extra_env={"HELPLINE_SERVICE_GRACE": "6"},
+    )
+    yield proc
+    proc.stop()
+
+
+async def _records(roster: Roster, count: int, timeout: float = 60.0) -> list[CallRecordData]:
+    """The call records, once `count` exist (the service writes them from its own process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = await roster.call_records()
+        if len(records) >= count:
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} call records, found {len(records)}")
+        await asyncio.sleep(0.1)
+
+
+async def _context_of(ari: AriClient, channel_id: str, context: str, timeout: float) -> bool:
+    """Whether the channel reaches a dialplan context (polled: once out of Stasis, no app hears of it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        channel = await ari.get_channel(channel_id)
+        if channel.dialplan is not None and channel.dialplan.context == context:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_kill_9_with_callers_waiting_and_a_call_bridged_loses_nobody(
+    roster: Roster, process: ServiceProcess, sipp: Sipp, ari: AriClient
+) -> None:
+    """kill -9 mid-call: the bridged call goes on; after the restart it is recognised, and the callers who
+    were waiting are served first, in their order of arrival."""
+    camille = await add_listener(roster, "Camille")
+    await process.start()
+    phone = sipp.softphone(camille, "listener_answer_hangup", pause_ms=4000)
+    await wait_registered(ari, camille.endpoint)
+    first = sipp.caller("caller")
+    await process.wait_log("caller_arrived")
+    await _wait_bridged(ari, 1)
+    second = sipp.caller("caller")
+    await process.wait_log("caller_arrived", count=2)
+    third = sipp.caller("caller")
+    await process.wait_log("caller_arrived", count=3)
+
+    process.kill()
+    await process.start()
+    reconciled = await process.wait_log("reconciled")
+    assert reconciled["resumed"] == 1
+    assert reconciled["waiting"] == 2
+
+    records = await _records(roster, 3, timeout=60)
+    by_queue = sorted(records, key=lambda r: r.queued_at)
+    assert [r.outcome for r in by_queue] == ["served", "served", "served"]
+    # Served in arrival order, one at a time by the one listener: never two calls at once.
+    answered = [r.answered_at for r in by_queue]
+    assert answered == sorted(answered)
+    for earlier, later in zip(by_queue, by_queue[1:], strict=False):
+        assert later.answered_at is not None and earlier.ended_at <= later.answered_at
+    for caller in (first, second, third):
+        assert (await caller.wait_async(30)).exit_code == 0, caller.errors()
+    assert phone.running
+
+
+async def test_callers_reach_the_fallback_when_the_service_does_not_come_back(
+    roster: Roster, process: ServiceProcess, sipp: Sipp, ari: AriClient, app_name: str
+) -> None:
+    """The service dies for good: within the grace time Asterisk itself moves the waiting caller to the
+    fallback, which rings the listeners' phones."""
+    await process.start()
+    busy = await add_listener(roster, "Busy")
+    await process.wait_log("phone_configured")
+    # A phone that is registered but whose calls the dead service cannot hand out.
+    phone = sipp.softphone(busy, "listener_noanswer")
+    await wait_registered(ari, busy.endpoint)
+    await roster.edit_listener(busy.id, active=True)
+    caller = sipp.caller("caller")
+    await process.wait_log("caller_arrived")
+    # The caller's channel (the app also holds the music-on-hold announcer of its holding bridge).
+    ids = (await ari.get_application(app_name)).channel_ids
+    [channel_id] = [c for c in ids if (await ari.get_channel(c)).name.startswith("PJSIP/trunk")]
+
+    process.kill()
+    assert await _context_of(ari, channel_id, "helpline-fallback", timeout=20)
+    # The fallback rings the roster's phones, without the service: the phone gets an anonymous INVITE.
+    # (The phone may first have been rung by the service itself, just before it died: "Écoute NNNN".)
+    await phone.wait_for_message_async(
+        lambda m: m.startswith("INVITE ") and _from(m) == "anonymous", timeout=30
+    )
+    await caller.stop_async()
+
+
+def _from(message: str) -> str:
+    header = next((line for line in message.splitlines() if line.lower().startswith("from:")), "")
+    return header.split("<sip:", 1)[-1].split("@", 1)[0]
+
+
+async def _wait_bridged(ari: AriClient, count: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(1 for b in await ari.list_bridges() if b.id.endswith("-talk") and len(b.channels) == 2) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError("no call was bridged")
+        await asyncio.sleep(0.05)
