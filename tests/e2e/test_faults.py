@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,8 +88,9 @@ async def test_kill_9_with_callers_waiting_and_a_call_bridged_loses_nobody(
     # Served in arrival order, one at a time by the one listener: never two calls at once.
     answered = [r.answered_at for r in by_queue]
     assert answered == sorted(answered)
-    for earlier, later in zip(by_queue, by_queue[1:], strict=False):
-        assert later.answered_at is not None and earlier.ended_at <= later.answered_at
+    for earlier, later in itertools.pairwise(by_queue):
+        assert later.answered_at is not None
+        assert earlier.ended_at <= later.answered_at
     for caller in (first, second, third):
         assert (await caller.wait_async(30)).exit_code == 0, caller.errors()
     assert phone.running
