@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import AsteriskUnderTest
-from tests.e2e.conftest import Sipp, add_listener
-from tests.e2e.harness import wait_registered
+from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.harness import start_service, wait_registered
 from tests.e2e.process import ServiceProcess
+from tests.e2e.proxy import TcpProxy
 
 from helpline_pbx.ari.client import AriClient
+from helpline_pbx.core import ListenerState, Policy
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
 
@@ -135,3 +137,96 @@ async def _wait_bridged(ari: AriClient, count: int, timeout: float = 15.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError("no call was bridged")
         await asyncio.sleep(0.05)
+
+
+async def test_a_dropped_websocket_reconnects_and_loses_nobody(
+    asterisk: AsteriskUnderTest, roster: Roster, sipp: Sipp, line: str, app_name: str, tmp_path: Path
+) -> None:
+    """The events WebSocket is cut mid-call: the service reconnects, reconciles, and serves everyone once."""
+    proxy = TcpProxy("127.0.0.1", int(asterisk.ari_url.split(":")[2].split("/")[0]))
+    await proxy.start()
+    camille = await add_listener(roster, "Camille")
+    svc, stack = await start_service(
+        ari_url=f"http://127.0.0.1:{proxy.port}/ari",
+        user=asterisk.ari_user,
+        password=asterisk.ari_password,
+        app=app_name,
+        roster=roster,
+        policy=FAST,
+        keys_dir=tmp_path / "keys",
+        dids=(line,),
+        agi_port=0,
+    )
+    try:
+        await online_phone(svc, sipp, camille, "listener_answer_hangup", pause_ms=2500)
+        first = sipp.caller("caller")
+        await svc.decisions.wait_for(
+            lambda: svc.board.queue.listener_state(camille.id) is ListenerState.ON_CALL, 10
+        )
+        second = sipp.caller("caller")
+        await svc.decisions.wait_for(lambda: len(svc.board.queue.waiting()) == 1, 10, "a waiting caller")
+
+        assert proxy.drop_all() >= 1
+        await svc.decisions.wait_for(
+            lambda: svc.board.queue.listener_state(camille.id) is ListenerState.RESTING, 30
+        )
+        records = await svc.decisions.wait_records(2, timeout=40)
+        assert sorted(r.outcome for r in records) == ["served", "served"]
+        assert len({r.call_id for r in records}) == 2
+        assert svc.board._stream.connections >= 2
+        for caller in (first, second):
+            assert (await caller.wait_async(20)).exit_code == 0, caller.errors()
+    finally:
+        await svc.stop()
+        await stack.aclose()
+        await proxy.close()
+
+
+@pytest.mark.parametrize("failure", ["listener_480", "listener_503", "unregistered"])
+async def test_a_failing_phone_passes_the_call_to_the_next_listener(
+    failure: str, roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """A phone answering 480 or 503, or gone without unregistering: the next listener gets the call."""
+    flaky = await add_listener(roster, "Flaky")
+    svc = await service(
+        Policy(ring_timeout=2, rest_after_call=1, missed_offer_delay=30, declined_offer_delay=30)
+    )
+    phone = await online_phone(
+        svc, sipp, flaky, "listener_noanswer" if failure == "unregistered" else failure
+    )
+    if failure == "unregistered":
+        # The phone vanishes (crash, network) while Asterisk still has its registration.
+        await phone.stop_async()
+    ready = await add_listener(roster, "Ready")
+    await online_phone(svc, sipp, ready, "listener_answer_hangup", pause_ms=500)
+    caller = sipp.caller("caller")
+
+    [record] = await svc.decisions.wait_records(1, timeout=30)
+    assert record.outcome == "served"
+    assert record.listener_id == ready.id
+    assert [o.listener_id for o in svc.decisions.offers()] == [flaky.id, ready.id]
+    assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+
+
+async def test_unauthenticated_sip_reaches_nothing(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """An INVITE from outside the trunk without valid credentials is refused: no caller, no listener rung."""
+    camille = await add_listener(roster, "Camille")
+    svc = await service()
+    await online_phone(svc, sipp, camille)
+    impostor = camille.__class__(
+        **{
+            **{f: getattr(camille, f) for f in camille.__dataclass_fields__},
+            "sip_secret": "wrong-password-xxxxxxxx",
+        }
+    )
+    intruder = sipp.dial(impostor, sipp.line)
+    # Challenged, then refused again with the wrong credentials: never a 200.
+    await intruder.wait_for_message_async(
+        lambda _: sum(m.startswith("SIP/2.0 401") for m in intruder.messages()) >= 2, timeout=15
+    )
+    await intruder.stop_async()
+    assert not any(m.startswith("SIP/2.0 200") for m in intruder.messages())
+    assert svc.decisions.records() == []
+    assert svc.decisions.offers() == []
