@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ class AsteriskUnderTest:
 
     ari_url: str
     ari_user: str
-    ari_password: str
+    ari_password: str = field(repr=False)
     app: str
     sip_host: str
     sip_port: int

@@ -10,6 +10,9 @@ import pytest
 from tests.conftest import AsteriskUnderTest
 from tests.e2e.harness import RunningService, start_service, wait_registered
 from tests.e2e.sipp import SippProcess, scenario_path
+from tests.pg import PostgresServer, postgres_server
+
+__all__ = ["postgres_server"]
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.core import Policy
@@ -60,13 +63,14 @@ class Sipp:
         number: str = CALLER_NUMBER,
         name: str = CALLER_NAME,
         lifetime: float = 120,
+        line: str | None = None,
     ) -> SippProcess:
         proc = SippProcess(
             scenario,
             workdir=self.workdir,
             local_ip=self.asterisk.trunk_ip,
             remote=self.remote,
-            service=self.line,
+            service=line or self.line,
             variables={"caller_user": number, "caller_name": name},
             calls=calls,
             rate=rate,
@@ -147,13 +151,14 @@ async def service(
         policy: Policy = FAST,
         screening: ScreeningPolicy = ScreeningPolicy(),
         repeat_hint: bool = False,
+        on: Roster | None = None,
     ) -> RunningService:
         svc, stack = await start_service(
             ari_url=asterisk.ari_url,
             user=asterisk.ari_user,
             password=asterisk.ari_password,
             app=app_name,
-            roster=roster,
+            roster=on or roster,
             policy=policy,
             keys_dir=tmp_path / "keys",
             dids=(line,),
@@ -194,3 +199,13 @@ async def online_phone(
     phone = sipp.softphone(listener, answer, pause_ms=pause_ms)
     await wait_registered(svc.ari, listener.endpoint)
     return phone
+
+
+@pytest.fixture
+async def pg_roster(postgres_server: PostgresServer) -> AsyncIterator[Roster]:
+    """A roster on a fresh PostgreSQL database of its own."""
+    url = postgres_server.create_database()
+    await upgrade(url)
+    engine = make_engine(url)
+    yield Roster(engine)
+    await engine.dispose()

@@ -265,14 +265,7 @@ class Switchboard:
         channels = {channel.id: channel for channel in await self._ari.list_channels()}
         bridges = await self._ari.list_bridges()
         ours = set((await self._ari.get_application(self._config.app)).channel_ids)
-
-        # What the core knows that Asterisk no longer has.
-        for call in self.book.calls():
-            for channel_id in [call.caller_channel, *call.listener_channels.values()]:
-                if channel_id not in channels:
-                    for event in leg_gone(channel_id, None, self.book):
-                        self.feed(event)
-                    self.book.forget_channel(channel_id)
+        self._forget_vanished(set(channels))
 
         handled: set[str] = set()
         resumed = 0
@@ -325,6 +318,31 @@ class Switchboard:
             listeners_repaired=repaired,
         )
 
+    def _forget_vanished(self, live_channels: set[str]) -> int:
+        """End what the core knows but Asterisk no longer has (an event we never got): no ghost calls."""
+        vanished = 0
+        for call in self.book.calls():
+            for channel_id in [call.caller_channel, *call.listener_channels.values()]:
+                if channel_id not in live_channels:
+                    vanished += 1
+                    for event in leg_gone(channel_id, None, self.book):
+                        self.feed(event)
+                    self.book.forget_channel(channel_id)
+        return vanished
+
+    async def _audit(self) -> None:
+        """The safety net behind the event stream: compare our calls with Asterisk's channels."""
+        snapshot = {c.call_id for c in self.book.calls()}
+        if not snapshot:
+            return
+        live = {channel.id for channel in await self._ari.list_channels()}
+        # Calls that started while we listed channels are not ghosts: only judge those seen before.
+        for call in self.book.calls():
+            if call.call_id not in snapshot:
+                live.update([call.caller_channel, *call.listener_channels.values()])
+        if vanished := self._forget_vanished(live):
+            log.warning("vanished_legs_ended", legs=vanished)
+
     async def _resume(self, call_id: str, members: list[str], channels: dict[str, Channel]) -> bool:
         """Re-adopt a talk bridge of ours: caller and listener go on talking; otherwise end what is left."""
         listener_legs = [(c, self.book.parse_listener_channel(c)) for c in members]
@@ -364,6 +382,10 @@ class Switchboard:
         grace = self._config.service_grace
         while True:
             if self.connected.is_set():
+                try:
+                    await self._audit()
+                except AriError as exc:
+                    log.warning("audit_failed", error=exc.code)
                 connected = {view.call_id for view in self.queue.calls() if view.state is CallState.CONNECTED}
                 for call in self.book.calls():
                     if call.call_id not in connected:
@@ -439,8 +461,13 @@ class Switchboard:
     # ---- stopping ------------------------------------------------------------------------------------
 
     def request_drain(self) -> None:
-        """Take no new callers; waiting ones go to the fallback; calls in progress finish."""
+        """Take no new callers; waiting ones go to the fallback; calls in progress finish.
+
+        A second request stops at once: bridged calls live on in Asterisk, and the next start resumes them.
+        """
         if self._draining:
+            log.warning("stopping_without_waiting", calls=len(self.book.calls()))
+            self._drained.set()
             return
         self._draining = True
         log.info("draining", calls=len(self.book.calls()))
