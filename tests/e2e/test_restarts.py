@@ -41,7 +41,10 @@ async def test_asterisk_restart_reconnects_resyncs_and_leaves_no_ghost(
     # The call died with Asterisk: recorded, and the listener rests then is free again.
     [record] = await svc.decisions.wait_records(1, timeout=30)
     assert record.outcome == "served"
-    await svc.decisions.wait_for(lambda: svc.board.connected.is_set(), 30, "reconnection")
+    async with asyncio.timeout(30):
+        while svc.board.connections < 2:
+            await asyncio.sleep(0.05)
+        await svc.board.connected.wait()
     await svc.board.executor.lanes.wait_idle()
     await caller.stop_async()
     await phone.stop_async()

@@ -133,6 +133,11 @@ class Switchboard:
         # Called after each decision with the event and the commands it produced (live view, tests).
         self.observers: list[Callable[[Event, list[Command]], None]] = []
 
+    @property
+    def connections(self) -> int:
+        """How many times the events WebSocket opened (1 + reconnections)."""
+        return self._stream.connections
+
     # ---- the core ------------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
