@@ -16,7 +16,7 @@ from helpline_pbx.phones import listener_objects
 
 
 async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_softphone(
-    asterisk: AsteriskUnderTest, ari: AriClient, sipp: Sipp
+    asterisk: AsteriskUnderTest, ari: AriClient, sipp: Sipp, app_name: str
 ) -> None:
     """Proves the foundation: the trunk, the dialplan, Stasis, ARI origination and a registered phone."""
     endpoint = "foundation-probe"
@@ -24,12 +24,10 @@ async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_soft
     for object_type, fields in listener_objects(endpoint, secret):
         await ari.put_config_object(object_type, endpoint, fields)
 
-    async with EventStream(
-        asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, asterisk.app
-    ) as stream:
+    # This test's number goes to this test's application (the dialplan reads the route from a global).
+    await ari.set_global_variable(f"HELPLINE_APP_{sipp.line}", app_name)
+    async with EventStream(asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, app_name) as stream:
         assert isinstance(await anext(stream), Connected)
-
-        from helpline_pbx.roster.snapshots import ListenerSnapshot  # noqa: F401 (only for typing below)
 
         phone = sipp.softphone(_probe_listener(endpoint, secret))
         await wait_registered(ari, endpoint)
@@ -48,7 +46,7 @@ async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_soft
         assert CALLER_NAME not in raw
 
         await ari.originate(
-            "foundation-probe-leg", f"PJSIP/{endpoint}", app=asterisk.app, app_args=["listener", "probe"]
+            "foundation-probe-leg", f"PJSIP/{endpoint}", app=app_name, app_args=["listener", "probe"]
         )
         invite = await phone.wait_for_message_async(lambda m: m.startswith("INVITE "), timeout=10)
         assert f"INVITE sip:{endpoint}@" in invite
