@@ -102,7 +102,7 @@ async def test_callers_reach_the_fallback_when_the_service_does_not_come_back(
     roster: Roster, process: ServiceProcess, sipp: Sipp, ari: AriClient, app_name: str
 ) -> None:
     """The service dies for good: within the grace time Asterisk itself moves the waiting caller to the
-    fallback, which rings the listeners' phones."""
+    fallback, which rings the listeners' phones; a caller arriving while it is down rings them too."""
     await process.start()
     busy = await add_listener(roster, "Busy")
     await process.wait_log("phone_configured")
@@ -124,6 +124,15 @@ async def test_callers_reach_the_fallback_when_the_service_does_not_come_back(
         lambda m: m.startswith("INVITE ") and _from(m) == "anonymous", timeout=30
     )
     await caller.stop_async()
+
+    # A new caller while the service is down: Stasis fails, and the fallback rings the phones straight away.
+    def anonymous_invites() -> int:
+        return sum(1 for m in phone.messages() if m.startswith("INVITE ") and _from(m) == "anonymous")
+
+    before = anonymous_invites()
+    late = sipp.caller("caller", number="0639985701")
+    await phone.wait_for_message_async(lambda _: anonymous_invites() > before, timeout=15)
+    await late.stop_async()
 
 
 def _from(message: str) -> str:
