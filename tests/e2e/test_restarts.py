@@ -42,9 +42,7 @@ async def test_asterisk_restart_reconnects_resyncs_and_leaves_no_ghost(
     [record] = await svc.decisions.wait_records(1, timeout=30)
     assert record.outcome == "served"
     async with asyncio.timeout(30):
-        while svc.board.connections < 2:
-            await asyncio.sleep(0.05)
-        await svc.board.connected.wait()
+        await svc.board.wait_resynced(2)
     await svc.board.executor.lanes.wait_idle()
     await caller.stop_async()
     await phone.stop_async()

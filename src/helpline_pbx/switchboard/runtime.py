@@ -129,6 +129,8 @@ class Switchboard:
         self._stopped = asyncio.Event()
         self._drained = asyncio.Event()
         self.connected = asyncio.Event()
+        self.resyncs = 0
+        self._resync_changed = asyncio.Condition()
         self.handled_events = 0
         # Called after each decision with the event and the commands it produced (live view, tests).
         self.observers: list[Callable[[Event, list[Command]], None]] = []
@@ -137,6 +139,11 @@ class Switchboard:
     def connections(self) -> int:
         """How many times the events WebSocket opened (1 + reconnections)."""
         return self._stream.connections
+
+    async def wait_resynced(self, times: int) -> None:
+        """Until the service has connected and resynced `times` times since it started."""
+        async with self._resync_changed:
+            await self._resync_changed.wait_for(lambda: self.resyncs >= times)
 
     # ---- the core ------------------------------------------------------------------------------------
 
@@ -249,6 +256,9 @@ class Switchboard:
         except (AriError, RosterError) as exc:
             log.error("resync_failed", error=exc.code)
         self.connected.set()
+        self.resyncs += 1
+        async with self._resync_changed:
+            self._resync_changed.notify_all()
         log.info("ari_connected", app=self._config.app)
 
     async def _claim_numbers(self) -> None:
