@@ -79,6 +79,10 @@ async def serve(settings: Settings) -> None:
                 loop.add_signal_handler(sig, board.request_drain)
             log.info("service_started", app=settings.ari_app)
             await board.run()
+            if board.replaced:
+                raise SystemExit(
+                    "another process took the ARI application over: two services must not share it"
+                )
             log.info(
                 "service_stopped",
                 events=board.handled_events,

@@ -42,11 +42,20 @@ _FORBIDDEN_KEYS = frozenset(
 )
 
 
+# An Asterisk unique id inside a longer text (an ARI path such as /channels/1795900893.237/variable).
+_UNIQUEID_INSIDE = re.compile(r"(?<![\d.])\d{9,11}\.\d{1,9}(?![\d.])")
+
+
 def redact_text(value: str) -> str:
-    """The text with every phone-number-like run replaced."""
+    """The text with every phone-number-like run replaced (Asterisk's channel ids are kept)."""
     if _ASTERISK_UNIQUEID.match(value):
         return value
-    return _PHONE_LIKE.sub(REDACTED, value)
+    kept = _UNIQUEID_INSIDE.split(value)
+    ids = _UNIQUEID_INSIDE.findall(value)
+    out = [_PHONE_LIKE.sub(REDACTED, kept[0])]
+    for uniqueid, rest in zip(ids, kept[1:], strict=True):
+        out.extend((uniqueid, _PHONE_LIKE.sub(REDACTED, rest)))
+    return "".join(out)
 
 
 def _redact(value: Any) -> Any:

@@ -94,6 +94,15 @@ class OfferFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The listener answered but the bridge could not be made (their leg vanished): the caller never
+    spoke to anyone and goes back to waiting, place kept."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListenerLeft:
     """The listener leg hung up during a bridged call."""
 
@@ -122,6 +131,7 @@ Event = (
     | ClaimFailed
     | OfferAnswered
     | OfferFailed
+    | ConnectFailed
     | ListenerLeft
     | TimerFired
     | DrainRequested

@@ -29,6 +29,7 @@ from helpline_pbx.core.events import (
     CallerLeft,
     CallResumed,
     ClaimFailed,
+    ConnectFailed,
     DrainRequested,
     Event,
     ListenerLeft,
@@ -164,6 +165,8 @@ class CallQueue:
                 self._offer_answered(event, now, out)
             case OfferFailed():
                 self._offer_failed(event, now, out)
+            case ConnectFailed():
+                self._connect_failed(event, now, out)
             case ListenerLeft():
                 call = self._call_with(event.call_id, event.listener_id, CallState.CONNECTED)
                 if call is not None:
@@ -279,6 +282,17 @@ class CallQueue:
         out.append(CancelTimer(self._ring_key(call.call_id, listener.listener_id)))
         out.append(ConnectCall(call.call_id, listener.listener_id))
         out.append(SetListenerState(listener.listener_id, ListenerState.ON_CALL, call.call_id, None, None))
+
+    def _connect_failed(self, event: ConnectFailed, now: float, out: list[Command]) -> None:
+        call = self._call_with(event.call_id, event.listener_id, CallState.CONNECTED)
+        if call is None:
+            return
+        listener = self._listeners[event.listener_id]
+        call.state = CallState.WAITING
+        call.listener_id = None
+        call.answered_at = None
+        listener.call_id = None
+        self._rest(listener, call.call_id, self._policy.missed_offer_delay, "connect_failed", now, out)
 
     def _offer_failed(self, event: OfferFailed, now: float, out: list[Command]) -> None:
         call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)

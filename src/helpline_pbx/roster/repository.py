@@ -403,10 +403,11 @@ async def _refuse_duplicates(
 
 
 async def _free_listener_id(session: AsyncSession) -> str:
-    # 32 random bits: collisions are rare but possible in a large roster, so check.
+    # 32 random bits: collisions are rare but possible in a large roster, so check. Ids with a run of
+    # five digits are drawn again: an id must never look like a phone number in a log.
     while True:
         candidate = f"l-{secrets.token_hex(4)}"
-        if await session.get(Listener, candidate) is None:
+        if re.search(r"\d{5,}", candidate) is None and await session.get(Listener, candidate) is None:
             return candidate
 
 

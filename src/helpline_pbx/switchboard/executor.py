@@ -26,9 +26,9 @@ from helpline_pbx.core import (
     ClaimFailed,
     Command,
     ConnectCall,
+    ConnectFailed,
     EndCall,
     Event,
-    ListenerLeft,
     ListenerState,
     OfferCall,
     OfferFailed,
@@ -121,8 +121,12 @@ class Executor:
                 if handle is not None:
                     handle.cancel()
             case OfferCall():
-                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._claim(command))
+                # Which offer is current is decided here, in the core's order, not when the lanes get
+                # to it: a withdrawn offer must never ring, and a new offer to the same listener must.
+                attempt = self._book.start_offer(command.call_id, command.listener_id)
+                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._claim(command, attempt))
             case CancelOffer():
+                self._book.withdraw_offer(command.call_id, command.listener_id)
                 self.lanes.submit(f"call:{command.call_id}", lambda: self._cancel_offer(command))
             case ConnectCall():
                 self.lanes.submit(f"call:{command.call_id}", lambda: self._connect(command))
@@ -162,16 +166,24 @@ class Executor:
         try:
             await self._ari.add_channel(self._holding, call.caller_channel)
         except AriNotFound:
-            # Either the caller already hung up (their ChannelDestroyed follows) or the holding bridge
-            # vanished (Asterisk restarted it away): make it again and retry once.
-            if await self._channel_exists(call.caller_channel):
-                await self.ensure_holding_bridge()
-                await self._ari.add_channel(self._holding, call.caller_channel)
+            # Either the caller already hung up (their end may even have been handled before their
+            # arrival: they are gone for good) or the holding bridge vanished: make it again, retry once.
+            if not await self._channel_exists(call.caller_channel):
+                self._book.release(call.caller_channel)
+                self._feed(CallerLeft(call_id=call.call_id))
+                return
+            await self.ensure_holding_bridge()
+            await self._ari.add_channel(self._holding, call.caller_channel)
 
     async def keep_alive(self, caller_channel: str, grace: float) -> None:
         """Asterisk sends this caller to the fallback by itself unless we call again within `grace`."""
-        with contextlib.suppress(AriNotFound):
+        try:
             await self._ari.set_variable(caller_channel, "TIMEOUT(absolute)", str(int(grace)))
+        except AriNotFound:
+            pass
+        except AriError as exc:
+            # The next heartbeat tries again; admitting the caller must not stop on this.
+            log.warning("keep_alive_failed", error=exc.code)
 
     async def ensure_holding_bridge(self) -> None:
         # Creating a bridge whose id exists fails: after a reconnect the bridge may still be there,
@@ -182,7 +194,7 @@ class Executor:
             await self._ari.create_bridge(self._holding, type="holding", name=self._holding)
         await self._ari.start_moh(self._holding)
 
-    async def _claim(self, command: OfferCall) -> None:
+    async def _claim(self, command: OfferCall, attempt: int) -> None:
         try:
             claimed = await with_retry(
                 lambda: self._roster.claim(command.listener_id, command.call_id, datetime.now(UTC))
@@ -196,12 +208,12 @@ class Executor:
             self._feed(ClaimFailed(call_id=command.call_id, listener_id=command.listener_id))
             return
         # The ring itself belongs to the call's lane, after the caller was put on hold.
-        self.lanes.submit(f"call:{command.call_id}", lambda: self._ring(command))
+        self.lanes.submit(f"call:{command.call_id}", lambda: self._ring(command, attempt))
 
-    async def _ring(self, command: OfferCall) -> None:
+    async def _ring(self, command: OfferCall, attempt: int) -> None:
         call = self._book.call(command.call_id)
-        if call is None or command.listener_id in call.cancelled_offers:
-            # The caller left, or the offer was withdrawn while the claim ran; the core already knows.
+        if call is None or call.current_offers.get(command.listener_id) != attempt:
+            # The caller left, or this offer was withdrawn while the claim ran; the core already knows.
             return
         channel_id = self._book.new_listener_channel_id(call, command.listener_id)
         self._book.add_listener_leg(call, command.listener_id, channel_id)
@@ -224,9 +236,6 @@ class Executor:
             )
 
     async def _cancel_offer(self, command: CancelOffer) -> None:
-        call = self._book.call(command.call_id)
-        if call is not None:
-            call.cancelled_offers.add(command.listener_id)
         channel_id = self._book.listener_channel(command.call_id, command.listener_id)
         if channel_id is not None:
             self._book.release(channel_id)
@@ -244,25 +253,37 @@ class Executor:
             await self._ari.set_variable(call.caller_channel, "TIMEOUT(absolute)", "0")
             await self._remove_from_holding(call.caller_channel)
             await self._ari.add_channel(bridge_id, [call.caller_channel, listener_channel])
-        except AriNotFound:
-            # One side vanished between the answer and the bridge: tell the core which one.
-            if not await self._channel_exists(call.caller_channel):
-                self._feed(CallerLeft(call_id=call.call_id))
-            elif not await self._channel_exists(listener_channel):
-                self._feed(ListenerLeft(call_id=call.call_id, listener_id=command.listener_id))
-            else:
-                raise
+        except AriError as exc:
+            log.warning(
+                "connect_failed", call_id=call.call_id, listener_id=command.listener_id, error=exc.code
+            )
+            await self._undo_connect(call, command.listener_id, listener_channel, bridge_id)
+
+    async def _undo_connect(
+        self, call: Call, listener_id: str, listener_channel: str, bridge_id: str
+    ) -> None:
+        """The bridge could not be made: the caller never spoke to anyone. If they are still there they go
+        back on hold, place kept, and the listener's leg ends; otherwise the call is over."""
+        self._book.release(listener_channel)
+        await self._hangup(listener_channel)
+        await self._destroy_bridge(bridge_id)
+        if not await self._channel_exists(call.caller_channel):
+            self._feed(CallerLeft(call_id=call.call_id))
+            return
+        await self.keep_alive(call.caller_channel, self.service_grace)
+        with contextlib.suppress(AriError):
+            await self._ari.add_channel(self._holding, call.caller_channel)
+        self._feed(ConnectFailed(call_id=call.call_id, listener_id=listener_id))
 
     async def _end(self, command: EndCall) -> None:
         call = self._book.call(command.call_id)
-        if call is None:
-            return
-        channels = [call.caller_channel, *call.listener_channels.values()]
+        channels = [call.caller_channel, *call.listener_channels.values()] if call is not None else []
         for channel_id in channels:
             self._book.release(channel_id)
         for channel_id in channels:
             await self._hangup(channel_id)
-        await self._destroy_bridge(talk_bridge_id(call.call_id))
+        # Even when every leg was already gone (and the book forgot the call), the bridge may remain.
+        await self._destroy_bridge(talk_bridge_id(command.call_id))
 
     async def _to_fallback(self, call_id: str) -> None:
         call = self._book.call(call_id)

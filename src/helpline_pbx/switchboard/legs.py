@@ -14,6 +14,17 @@ from typing import Literal
 
 Role = Literal["caller", "listener"]
 
+_DIGIT_RUN = re.compile(r"\d{5,}")
+
+
+def readable_token(length: int = 12) -> str:
+    """Random hex with no run of five digits: an id must never look like a phone number in a log
+    (the log filter would blank it, and a reader might mistake it for one)."""
+    while True:
+        token = secrets.token_hex(length // 2)
+        if not _DIGIT_RUN.search(token):
+            return token
+
 
 @dataclass(slots=True)
 class Leg:
@@ -35,7 +46,8 @@ class Call:
     caller_channel: str
     # The listener legs of this call, by listener id (one at a time, but a cancelled one may linger).
     listener_channels: dict[str, str] = field(default_factory=dict)
-    cancelled_offers: set[str] = field(default_factory=set)
+    # The offer in force for each listener, by attempt number; absent once withdrawn.
+    current_offers: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
 
 
@@ -56,7 +68,7 @@ class LegBook:
         return None if match is None else (match["call"], match["listener"])
 
     def open_call(self, caller_channel: str, line: str, line_name: str, call_id: str | None = None) -> Call:
-        call_id = call_id or self.call_id_prefix + secrets.token_hex(6)
+        call_id = call_id or self.call_id_prefix + readable_token()
         # A per-call code lets listener and supervisor speak about a call without identifying anyone.
         code = str(secrets.randbelow(9000) + 1000)
         call = Call(
@@ -72,9 +84,22 @@ class LegBook:
     def leg(self, channel_id: str) -> Leg | None:
         return self._legs.get(channel_id)
 
-    def new_listener_channel_id(self, call: Call, listener_id: str) -> str:
+    def start_offer(self, call_id: str, listener_id: str) -> int:
+        """Record a new offer of the call to the listener; returns its attempt number."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return 0
         call.attempts += 1
-        return f"{call.call_id}-{listener_id}-{call.attempts}"
+        call.current_offers[listener_id] = call.attempts
+        return call.attempts
+
+    def withdraw_offer(self, call_id: str, listener_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.current_offers.pop(listener_id, None)
+
+    def new_listener_channel_id(self, call: Call, listener_id: str) -> str:
+        return f"{call.call_id}-{listener_id}-{call.current_offers.get(listener_id, call.attempts)}"
 
     def add_listener_leg(
         self, call: Call, listener_id: str, channel_id: str, *, answered: bool = False

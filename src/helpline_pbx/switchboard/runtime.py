@@ -19,7 +19,7 @@ import structlog
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
-from helpline_pbx.ari.models import Channel, ChannelDestroyed, StasisEnd, StasisStart
+from helpline_pbx.ari.models import ApplicationReplaced, Channel, ChannelDestroyed, StasisEnd, StasisStart
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, StreamItem
 from helpline_pbx.core import (
     CallerArrived,
@@ -130,6 +130,7 @@ class Switchboard:
         self._drained = asyncio.Event()
         self.connected = asyncio.Event()
         self.resyncs = 0
+        self.replaced = False
         self._resync_changed = asyncio.Condition()
         self.handled_events = 0
         # Called after each decision with the event and the commands it produced (live view, tests).
@@ -184,7 +185,15 @@ class Switchboard:
                 await self._on_connected()
             case Disconnected():
                 self.connected.clear()
-                log.warning("ari_disconnected", reason=item.reason)
+                if item.reason == "stopped":
+                    log.info("ari_disconnected", reason=item.reason)
+                else:
+                    log.warning("ari_disconnected", reason=item.reason)
+            case ApplicationReplaced():
+                # Another process took our application name: two services would fight over every call.
+                log.error("application_replaced", app=self._config.app)
+                self.replaced = True
+                await self._stream.close()
             case StasisStart():
                 self._on_stasis_start(item)
             case ChannelDestroyed() | StasisEnd():
@@ -199,6 +208,9 @@ class Switchboard:
     def _on_stasis_start(self, event: StasisStart) -> None:
         role = event.args[0] if event.args else ""
         if role == "caller":
+            if self.book.leg(event.channel.id) is not None:
+                # A duplicate, or a caller the reconcile already adopted: one call per channel.
+                return
             line, token, repeat = caller_args(event.args)
             if self._draining:
                 self.executor.lanes.submit(
