@@ -20,6 +20,7 @@ help:
 	@echo "make asterisk-start   start it with this project's configuration; asterisk-stop stops it"
 	@echo "make prompts          (re)make the line's spoken prompts from prompts/<lang>/*.txt"
 	@echo "make bench            benchmarks, results written under bench-results/"
+	@echo "make soak             a long load run (200 callers, 20 listeners); figures in soak-results/soak.json"
 
 # apt packages, installed only when one is missing.
 deps:
@@ -79,5 +80,10 @@ bench: deps venv asterisk
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
 	$(BIN)/python -m tests.bench.latency --out bench-results/latency.json
 
+# A long bounded load on the real Asterisk; exits non-zero if any caller is lost or a listener double-booked.
+soak: deps venv asterisk
+	@mkdir -p soak-results
+	@$(BIN)/python -m tests.load.soak --out soak-results/soak.json
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results soak-results src/*.egg-info

@@ -60,3 +60,20 @@ def test_identity_keys_are_dropped_and_nested_values_redacted() -> None:
     assert line["caller_number"] == REDACTED
     assert line["calls"] == 3
     assert line["big"] == REDACTED
+
+
+def test_asterisk_channel_ids_inside_paths_are_kept_and_numbers_beside_them_are_not() -> None:
+    assert redact_text("/channels/1795900893.237/variable") == "/channels/1795900893.237/variable"
+    out = redact_text("/channels/1795900893.237/x 0639981234")
+    assert out.startswith("/channels/1795900893.237/x ")
+    assert "0639981234" not in out
+
+
+def test_generated_ids_never_look_like_phone_numbers() -> None:
+    from helpline_pbx.switchboard.legs import LegBook, readable_token
+
+    for _ in range(2000):
+        token = readable_token()
+        assert redact_text(token) == token
+    call = LegBook(call_id_prefix="helpline-").open_call("1795900893.1", "0800", "Écoute")
+    assert redact_text(call.call_id) == call.call_id
