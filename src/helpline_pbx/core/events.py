@@ -1,9 +1,11 @@
 """Facts the outside world reports to the call queue, in the past tense."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-TimerKind = Literal["ring", "rest"]
+from helpline_pbx.core.routing import Profile, Requirements
+
+TimerKind = Literal["ring", "rest", "escalate"]
 OfferFailure = Literal["busy", "no_answer", "unreachable"]
 
 
@@ -12,7 +14,8 @@ class TimerKey:
     """Names a timer the queue started; the executor echoes it back in TimerFired.
 
     A ring timer is keyed by the call and the rung listener, a rest timer by the listener
-    and the call that caused the rest.
+    and the call that caused the rest, an escalate timer by the call and the step of its reach
+    ("reach-1", ...) in place of a listener.
     """
 
     kind: TimerKind
@@ -31,6 +34,7 @@ class CallerArrived:
     call_id: str
     line: str
     arrived_at: float | None = None
+    requirements: Requirements = field(default_factory=Requirements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class ListenerOnline:
     listener_id: str
     endpoint: str
     idle_since: float | None = None
+    profile: Profile = field(default_factory=Profile)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ listeners or timers the queue does not know (duplicates, late arrivals, cancelle
 ignored, so the executor may report whatever it sees without filtering.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import assert_never
 
@@ -41,6 +41,7 @@ from helpline_pbx.core.events import (
     TimerKey,
 )
 from helpline_pbx.core.policy import Policy
+from helpline_pbx.core.routing import Profile, Requirements, rank
 
 # Ended call ids are remembered so a late duplicate CallerArrived cannot resurrect a call;
 # bounded because the service runs for months.
@@ -84,6 +85,9 @@ class _Call:
     first_offered_at: float | None = None
     answered_at: float | None = None
     offers: int = 0
+    requirements: Requirements = field(default_factory=Requirements)
+    # Escalation timers still to fire, cancelled if the call ends first.
+    escalations: list[TimerKey] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class _Listener:
     call_id: str | None = None
     until: float | None = None
     rest_timer: TimerKey | None = None
+    profile: Profile = field(default_factory=Profile)
 
 
 class CallQueue:
@@ -186,13 +191,23 @@ class CallQueue:
         if event.call_id in self._calls or event.call_id in self._ended:
             return
         call = _Call(
-            event.call_id, event.line, queued_at=now if event.arrived_at is None else event.arrived_at
+            event.call_id,
+            event.line,
+            queued_at=now if event.arrived_at is None else event.arrived_at,
+            requirements=event.requirements,
         )
         if self._draining:
             out.append(SendToFallback(call.call_id))
             self._close(call, "fallback", now, out)
             return
         self._calls[call.call_id] = call
+        # Wake the dispatcher when the call's reach widens, so it is offered to the newly reached.
+        waited = now - call.queued_at
+        for step, after in enumerate(call.requirements.widenings(), start=1):
+            if after > waited:
+                key = TimerKey("escalate", call.call_id, f"reach-{step}")
+                call.escalations.append(key)
+                out.append(StartTimer(key, after - waited))
 
     def _call_resumed(self, event: CallResumed, out: list[Command]) -> None:
         if event.call_id in self._calls or event.call_id in self._ended:
@@ -237,14 +252,17 @@ class CallQueue:
     def _listener_online(self, event: ListenerOnline, now: float, out: list[Command]) -> None:
         listener = self._listeners.get(event.listener_id)
         if listener is None:
-            listener = _Listener(event.listener_id, event.endpoint, idle_since=now)
+            listener = _Listener(event.listener_id, event.endpoint, idle_since=now, profile=event.profile)
             self._listeners[listener.listener_id] = listener
         elif listener.state is not ListenerState.OFFLINE:
+            # Skills, languages and role follow the roster, whatever the listener is doing.
+            listener.profile = event.profile
             # Already registered: a busy or resting listener comes back to available on their own
             # timeline, and a duplicate must not reset anyone's place among idle listeners.
             listener.endpoint = event.endpoint
             listener.online = True
             return
+        listener.profile = event.profile
         listener.endpoint = event.endpoint
         listener.idle_since = now if event.idle_since is None else event.idle_since
         listener.online = True
@@ -306,6 +324,12 @@ class CallQueue:
         self._rest(listener, call.call_id, delay, reason, now, out)
 
     def _timer_fired(self, key: TimerKey, now: float, out: list[Command]) -> None:
+        if key.kind == "escalate":
+            call = self._calls.get(key.call_id or "")
+            if call is not None and key in call.escalations:
+                # Nothing else to do: the dispatch that follows every event sees the wider reach.
+                call.escalations.remove(key)
+            return
         if key.kind == "ring":
             call = self._call_with(key.call_id or "", key.listener_id, CallState.RINGING)
             if call is None:
@@ -335,13 +359,25 @@ class CallQueue:
     def _dispatch(self, now: float, out: list[Command]) -> None:
         if self._draining:
             return
-        waiting = (c for c in self._calls.values() if c.state is CallState.WAITING)
+        # Higher priority first, then arrival order (the dict's order; the sort is stable). Each caller
+        # gets the best listener they may have: first rank of their reach, then longest idle.
+        waiting = sorted(
+            (c for c in self._calls.values() if c.state is CallState.WAITING),
+            key=lambda c: -c.requirements.priority,
+        )
         for call in waiting:
             available = [x for x in self._listeners.values() if x.state is ListenerState.AVAILABLE]
             if not available:
                 return
-            listener = min(available, key=lambda x: (x.idle_since, x.listener_id))
-            self._offer(call, listener, now, out)
+            waited = now - call.queued_at
+            ranked = [
+                (r, x.idle_since, x.listener_id, x)
+                for x in available
+                if (r := rank(call.requirements, x.profile, waited)) is not None
+            ]
+            if ranked:
+                best = min(ranked, key=lambda t: (t[0], t[1], t[2]))
+                self._offer(call, best[3], now, out)
 
     # -- transitions --------------------------------------------------------------------------
 
@@ -353,7 +389,7 @@ class CallQueue:
             call.first_offered_at = now
         listener.state = ListenerState.RINGING
         listener.call_id = call.call_id
-        timeout = self._policy.ring_timeout
+        timeout = call.requirements.ring_timeout or self._policy.ring_timeout
         # The timer goes first so that no phone rings without a deadline, even if the executor
         # stops half-way through this batch.
         out.append(StartTimer(self._ring_key(call.call_id, listener.listener_id), timeout))
@@ -416,6 +452,8 @@ class CallQueue:
 
     def _close(self, call: _Call, outcome: Outcome, now: float, out: list[Command]) -> None:
         self._calls.pop(call.call_id, None)
+        out.extend(CancelTimer(key) for key in call.escalations)
+        call.escalations.clear()
         self._ended[call.call_id] = None
         if len(self._ended) > _ENDED_MEMORY:
             del self._ended[next(iter(self._ended))]

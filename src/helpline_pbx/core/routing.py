@@ -1,0 +1,92 @@
+"""Who may take which call: skills, language, role, and how a call's reach widens while it waits.
+
+Pure rules, no state: the queue asks `rank(requirements, profile, waited)` for each available listener and
+offers the call to the best-ranked one, longest idle first within a rank. A caller never loses their place
+when their reach widens: the queue order (priority, then arrival) does not depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VOLUNTEER = "volunteer"
+PROFESSIONAL = "professional"
+SUPERVISOR = "supervisor"
+ALL_ROLES = frozenset({VOLUNTEER, PROFESSIONAL, SUPERVISOR})
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """From `after` seconds of waiting on, listeners of these roles may take the call too."""
+
+    after: float
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What a call needs. The defaults let any listener take it at once."""
+
+    skills: frozenset[str] = frozenset()
+    language: str | None = None
+    # Higher first; ties by arrival. An urgent call outranks the others.
+    priority: int = 0
+    # In order of widening: the first entry is who is tried first.
+    reach: tuple[Reach, ...] = (Reach(0.0, ALL_ROLES),)
+    urgent: bool = False
+    # The line's own ring timeout, if it has one; otherwise the policy's.
+    ring_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reach or self.reach[0].after != 0:
+            raise ValueError("a call's reach must start at 0 seconds")
+        if any(b.after < a.after for a, b in zip(self.reach, self.reach[1:], strict=False)):
+            raise ValueError("a call's reach must widen in time order")
+
+    def widenings(self) -> tuple[float, ...]:
+        """The waiting times at which more listeners may take the call."""
+        return tuple(step.after for step in self.reach[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a listener brings."""
+
+    role: str = VOLUNTEER
+    skills: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset({"fr"})
+
+
+def rank(requirements: Requirements, profile: Profile, waited: float) -> int | None:
+    """The listener's rank for this call after `waited` seconds (0 = tried first), or None if they may
+    not take it: a missing skill, another language, or a role the call has not reached yet."""
+    if not requirements.skills <= profile.skills:
+        return None
+    if requirements.language is not None and requirements.language not in profile.languages:
+        return None
+    for index, step in enumerate(requirements.reach):
+        if step.after > waited:
+            return None
+        if profile.role in step.roles:
+            return index
+    return None
+
+
+def escalated(base: Requirements, *, professionals_alone_for: float = 60.0, boost: int = 10) -> Requirements:
+    """An urgent call: professionals first, everyone after a while, ahead of non-urgent callers."""
+    return Requirements(
+        skills=base.skills,
+        language=base.language,
+        priority=base.priority + boost,
+        reach=(
+            Reach(0.0, frozenset({PROFESSIONAL})),
+            Reach(professionals_alone_for, frozenset({PROFESSIONAL, SUPERVISOR, VOLUNTEER})),
+        ),
+        urgent=True,
+        ring_timeout=base.ring_timeout,
+    )
+
+
+def volunteers_first(professionals_after: float) -> tuple[Reach, ...]:
+    """The usual policy of a line: volunteers first, professionals and supervisors too after a while."""
+    return (Reach(0.0, frozenset({VOLUNTEER})), Reach(professionals_after, ALL_ROLES))
