@@ -34,6 +34,7 @@ from helpline_pbx.core import (
     ListenerState,
     Policy,
 )
+from helpline_pbx.core.routing import Profile
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
@@ -67,6 +68,11 @@ class SwitchboardConfig:
 
 
 TALK_SUFFIX = "-talk"
+
+
+def profile_of(listener: ListenerSnapshot) -> Profile:
+    """What the core needs to know of a listener to route calls."""
+    return Profile(role=listener.role.value)
 
 
 def _arrival(channel: Channel) -> float:
@@ -124,6 +130,7 @@ class Switchboard:
             service_grace=config.service_grace,
         )
         self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
+        self._profiles: dict[str, Profile] = {}  # listener id -> what the core was last told
         self._roster_version: RosterVersion | None = None
         self._draining = False
         self._stopped = asyncio.Event()
@@ -471,6 +478,10 @@ class Switchboard:
         active = {listener.id: listener for listener in await self._roster.list_listeners(active_only=True)}
         for listener in active.values():
             if self.queue.listener_state(listener.id) not in (None, ListenerState.OFFLINE):
+                if self._profiles.get(listener.id) != profile_of(listener):
+                    # A role (or skill) changed in the roster: the core takes it, whatever they are doing.
+                    self.feed(ListenerOnline(listener.id, listener.endpoint, profile=profile_of(listener)))
+                    self._profiles[listener.id] = profile_of(listener)
                 continue
             if listener.state is ListenerState.OFFLINE:
                 listener = await self._roster.set_state(
@@ -479,8 +490,14 @@ class Switchboard:
             if listener.is_free(now):
                 idle = listener.idle_since.timestamp() if listener.idle_since else None
                 self.feed(
-                    ListenerOnline(listener_id=listener.id, endpoint=listener.endpoint, idle_since=idle)
+                    ListenerOnline(
+                        listener_id=listener.id,
+                        endpoint=listener.endpoint,
+                        idle_since=idle,
+                        profile=profile_of(listener),
+                    )
                 )
+                self._profiles[listener.id] = profile_of(listener)
         for view in self.queue.listeners():
             if view.listener_id not in active and view.online:
                 self.feed(ListenerOffline(listener_id=view.listener_id))
