@@ -162,10 +162,15 @@ class Executor:
     # ---- calls ----------------------------------------------------------------------------------------
 
     async def _admit(self, call: Call) -> None:
-        await self.keep_alive(call.caller_channel, self.service_grace)
-        try:
-            await self._ari.add_channel(self._holding, call.caller_channel)
-        except AriNotFound:
+        # Independent requests, sent together: the ring that follows on this lane waits for both.
+        _, joined = await asyncio.gather(
+            self.keep_alive(call.caller_channel, self.service_grace),
+            self._ari.add_channel(self._holding, call.caller_channel),
+            return_exceptions=True,
+        )
+        if isinstance(joined, BaseException) and not isinstance(joined, AriNotFound):
+            raise joined
+        if isinstance(joined, AriNotFound):
             # Either the caller already hung up (their end may even have been handled before their
             # arrival: they are gone for good) or the holding bridge vanished: make it again, retry once.
             if not await self._channel_exists(call.caller_channel):
