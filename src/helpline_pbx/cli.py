@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpline_pbx import lines_cli
 from helpline_pbx.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     c_sub.add_parser("list", help="bars in force")
 
     sub.add_parser("purge", help="forget what is past its retention period (the service does it daily)")
+    lines_cli.add_parser(sub)
     return parser
 
 
@@ -93,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_callers(args))
             case "purge":
                 return asyncio.run(_purge())
+            case "lines":
+                return asyncio.run(lines_cli.run(args))
     except SettingsError as exc:
         print(f"helpline-pbx: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

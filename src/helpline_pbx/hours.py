@@ -205,13 +205,14 @@ class OpeningHours:
         return any(r.crosses_midnight and minute < r.end for r in self.ranges_on(today - timedelta(days=1)))
 
     def next_opening(self, at: datetime) -> datetime | None:
-        """`at` itself when open, else the first later instant at which the line is open; in the line's zone.
+        """`at` when open, else the first later instant at which the line is open; None if it never opens.
 
-        None when the line never opens again (no weekly hours and no later special hours).
+        In UTC: a local time in the repeated hour of a DST change (fold=1) compares unequal to every
+        datetime of another zone, so local results would be a trap. Show it with .astimezone(self.zone).
         """
         at = _aware(at)
         if self.is_open(at):
-            return at.astimezone(self._zone)
+            return at.astimezone(UTC)
         first_day = at.astimezone(self._zone).date() - timedelta(days=1)
         last_exception = self.exceptions[-1][0] if self.exceptions else first_day
         # Two weeks past the last exception: each weekday comes twice, and at most once on a DST day.
@@ -223,10 +224,10 @@ class OpeningHours:
                 if candidate > at and (best is None or candidate < best) and self.is_open(candidate):
                     best = candidate
             # Candidates of one day all come before those two days later: one more day settles it.
-            if best is not None and day > first_day and self._found_before(best, day):
-                return best.astimezone(self._zone)
+            if best is not None and self._found_before(best, day):
+                return best
             day += timedelta(days=1)
-        return None if best is None else best.astimezone(self._zone)
+        return best
 
     def _found_before(self, best: datetime, day: date) -> bool:
         return best < datetime.combine(day, time(), self._zone).astimezone(UTC)
@@ -301,6 +302,11 @@ def parse_exceptions(text: str) -> list[tuple[date, DayRanges]]:
             )
         pairs.append((_date(head, clause), _parse_spec(spec, clause)))
     return pairs
+
+
+def parse_date(text: str) -> date:
+    """A date like 2026-12-25, or HoursError."""
+    return _date(text.strip())
 
 
 def zone_of(name: str) -> ZoneInfo:

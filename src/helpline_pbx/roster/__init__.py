@@ -8,6 +8,9 @@ from helpline_pbx.roster.errors import (
     ListenerNotFound,
     RosterError,
 )
+
+# Importing lines here puts its tables on the shared metadata (migrations and the schema test read it).
+from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import (
     CallRecordData,
@@ -22,6 +25,8 @@ __all__ = [
     "DatabaseUnavailable",
     "DuplicateListener",
     "InvalidListener",
+    "LineSnapshot",
+    "Lines",
     "ListenerEventSnapshot",
     "ListenerNotFound",
     "ListenerSnapshot",

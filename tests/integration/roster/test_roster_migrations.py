@@ -52,6 +52,8 @@ async def test_upgrade_from_empty_reaches_head_and_matches_models(empty_database
             "caller_sightings",
             "recent_calls",
             "daily_stats",
+            "lines",
+            "line_numbers",
         }
         assert version == _head()
         assert drift == []
