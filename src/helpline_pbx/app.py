@@ -15,6 +15,7 @@ from helpline_pbx.core import Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine
+from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings
@@ -73,7 +74,7 @@ async def serve(settings: Settings) -> None:
         ):
             # The screen's real address (port 0 in settings means any free port).
             config = switchboard_config(settings, f"agi://{agi.host}:{agi.port}/screen")
-            board = Switchboard(config, ari, stream, Roster(engine), callers)
+            board = Switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)

@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("pseudonym", help="how the team calls the listener (no real name needed)")
     add.add_argument("--endpoint", help="SIP user name (default: from the pseudonym)")
     add.add_argument("--role", default="volunteer", choices=["volunteer", "professional", "supervisor"])
+    add.add_argument("--skill", action="append", default=[], help="a skill lines may require (repeatable)")
+    add.add_argument(
+        "--language", action="append", default=[], help="a language spoken, e.g. fr (repeatable)"
+    )
     lst = l_sub.add_parser("list", help="list listeners")
     lst.add_argument("--active", action="store_true", help="only active listeners")
     edit = l_sub.add_parser("edit", help="change a listener")
@@ -51,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--activate", dest="active", action="store_const", const=True)
     group.add_argument("--deactivate", dest="active", action="store_const", const=False)
     edit.add_argument("--new-password", action="store_true", help="generate a new SIP password")
+    edit.add_argument("--skill", action="append", help="the listener's skills (replaces them; repeatable)")
+    edit.add_argument("--no-skill", action="store_true", help="remove every skill")
+    edit.add_argument("--language", action="append", help="the languages spoken (replaces them; repeatable)")
     rm = l_sub.add_parser("remove", help="remove a listener (their call records stay, anonymous)")
     rm.add_argument("listener", help="id, endpoint or pseudonym")
 
@@ -145,7 +152,9 @@ async def _listeners(args: argparse.Namespace) -> int:
         match args.listeners_command:
             case "add":
                 endpoint = args.endpoint or _endpoint_from(args.pseudonym)
-                added = await roster.add_listener(args.pseudonym, endpoint, args.role)
+                added = await roster.add_listener(
+                    args.pseudonym, endpoint, args.role, skills=args.skill, languages=args.language or ["fr"]
+                )
                 print(f"added {added.id}  pseudonym={added.pseudonym}  role={added.role.value}")
                 print(f"  SIP user: {added.endpoint}")
                 print(
@@ -153,11 +162,15 @@ async def _listeners(args: argparse.Namespace) -> int:
                 )
             case "list":
                 rows = await roster.list_listeners(active_only=args.active)
-                print(f"{'id':<12} {'pseudonym':<20} {'endpoint':<20} {'role':<13} {'active':<6} state")
+                print(
+                    f"{'id':<12} {'pseudonym':<20} {'endpoint':<20} {'role':<13} {'active':<6} {'state':<10}"
+                    " languages / skills"
+                )
                 for r in rows:
                     print(
                         f"{r.id:<12} {r.pseudonym:<20} {r.endpoint:<20} {r.role.value:<13} "
-                        f"{'yes' if r.active else 'no':<6} {r.state.value}"
+                        f"{'yes' if r.active else 'no':<6} {r.state.value:<10} "
+                        f"{','.join(sorted(r.languages))} / {','.join(sorted(r.skills)) or '-'}"
                     )
             case "edit":
                 edited = await roster.edit_listener(
@@ -167,6 +180,8 @@ async def _listeners(args: argparse.Namespace) -> int:
                     active=args.active,
                     endpoint=args.endpoint,
                     regenerate_secret=args.new_password,
+                    skills=[] if args.no_skill else args.skill,
+                    languages=args.language,
                 )
                 print(f"edited {edited.id}  pseudonym={edited.pseudonym}  role={edited.role.value}")
                 if args.new_password:

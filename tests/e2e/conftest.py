@@ -178,10 +178,12 @@ async def service(
         await stack.aclose()
 
 
-async def add_listener(roster: Roster, pseudonym: str, role: str = "volunteer") -> ListenerSnapshot:
+async def add_listener(
+    roster: Roster, pseudonym: str, role: str = "volunteer", skills: tuple[str, ...] = ()
+) -> ListenerSnapshot:
     # A fresh endpoint name per test: a registration left by an earlier test can never answer for it.
     endpoint = f"{pseudonym.lower()}-{secrets.token_hex(3)}"
-    return await roster.add_listener(pseudonym, endpoint, role)
+    return await roster.add_listener(pseudonym, endpoint, role, skills=skills)
 
 
 async def online_phone(

@@ -16,6 +16,7 @@ from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
 from helpline_pbx.roster.callers import Callers
+from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
@@ -119,7 +120,7 @@ async def start_service(
         dids=dids,
         agi_url=f"agi://127.0.0.1:{agi.port}/screen",
     )
-    board = Switchboard(config, ari, stream, roster, callers)
+    board = Switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
     decisions = Decisions()
     board.observers.append(decisions)
     task = asyncio.create_task(board.run())

@@ -66,10 +66,14 @@ class Roster:
         endpoint: str,
         role: Role | str,
         *,
+        skills: Iterable[str] = (),
+        languages: Iterable[str] = ("fr",),
         now: datetime | None = None,
     ) -> ListenerSnapshot:
         """Create an active, offline listener with a fresh SIP secret."""
         pseudonym = _valid_pseudonym(pseudonym)
+        skill_list = _valid_words(skills, "skill")
+        language_list = _valid_words(languages, "language") or ["fr"]
         endpoint = _valid_endpoint(endpoint)
         valid_role = _valid_role(role)
         now = _aware(now or datetime.now(UTC))
@@ -82,6 +86,8 @@ class Roster:
                     endpoint=endpoint,
                     sip_secret=_new_secret(),
                     role=valid_role.value,
+                    skills=skill_list,
+                    languages=language_list,
                     active=True,
                     state=ListenerState.OFFLINE.value,
                     state_changed_at=now,
@@ -118,9 +124,13 @@ class Roster:
         active: bool | None = None,
         endpoint: str | None = None,
         regenerate_secret: bool = False,
+        skills: Iterable[str] | None = None,
+        languages: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> ListenerSnapshot:
         new_pseudonym = None if pseudonym is None else _valid_pseudonym(pseudonym)
+        new_skills = None if skills is None else _valid_words(skills, "skill")
+        new_languages = None if languages is None else (_valid_words(languages, "language") or ["fr"])
         new_endpoint = None if endpoint is None else _valid_endpoint(endpoint)
         new_role = None if role is None else _valid_role(role)
         now = _aware(now or datetime.now(UTC))
@@ -136,6 +146,8 @@ class Roster:
                     "role": None if new_role is None else new_role.value,
                     "active": active,
                     "sip_secret": _new_secret() if regenerate_secret else None,
+                    "skills": new_skills,
+                    "languages": new_languages,
                 }
                 changed = False
                 for name, value in changes.items():
@@ -415,6 +427,15 @@ def _new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
 
 
+def _valid_words(values: Iterable[str], what: str) -> list[str]:
+    """Short lowercase words (skills, language codes), deduplicated, in a stable order."""
+    words = sorted({value.strip().lower() for value in values if value.strip()})
+    for word in words:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", word):
+            raise InvalidListener(f"{what} {word!r} must be a short word of letters, digits, - or _")
+    return words
+
+
 def _valid_pseudonym(value: str) -> str:
     value = value.strip()
     if not value or len(value) > PSEUDONYM_MAX_LENGTH or not value.isprintable():
@@ -478,6 +499,8 @@ def _listener_snapshot(row: Listener) -> ListenerSnapshot:
         state_changed_at=row.state_changed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        skills=frozenset(row.skills or ()),
+        languages=frozenset(row.languages or ("fr",)),
     )
 
 

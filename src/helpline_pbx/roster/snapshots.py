@@ -23,6 +23,8 @@ class ListenerSnapshot:
     state_changed_at: datetime
     created_at: datetime
     updated_at: datetime
+    skills: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset({"fr"})
 
     def is_free(self, now: datetime) -> bool:
         """Whether a claim at `now` could succeed, as far as this snapshot knows."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -87,6 +87,9 @@ class Listener(Base):
     # Changes on profile edits only, not on state changes, so roster_version() stays quiet
     # while calls come and go.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What routing matches against a line's needs (lists of short words, e.g. "harcelement", "fr").
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["fr"])
 
 
 class CallRecord(Base):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 
@@ -34,10 +35,11 @@ from helpline_pbx.core import (
     ListenerState,
     Policy,
 )
-from helpline_pbx.core.routing import Profile
+from helpline_pbx.core.routing import Profile, Requirements
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
 from helpline_pbx.switchboard.executor import Executor
@@ -72,7 +74,7 @@ TALK_SUFFIX = "-talk"
 
 def profile_of(listener: ListenerSnapshot) -> Profile:
     """What the core needs to know of a listener to route calls."""
-    return Profile(role=listener.role.value)
+    return Profile(role=listener.role.value, skills=listener.skills, languages=listener.languages)
 
 
 def _arrival(channel: Channel) -> float:
@@ -87,6 +89,31 @@ def _endpoint(channel: Channel) -> str | None:
 def _is_caller(channel: Channel) -> bool:
     # Callers are in Stasis from the [helpline] context; feature codes come from listeners' phones.
     return channel.dialplan is not None and channel.dialplan.context == "helpline"
+
+
+def line_verdict(
+    lines: dict[str, LineSnapshot], number: str, now: datetime
+) -> LineSnapshot | Literal["closed", "unknown"] | None:
+    """The line a call is for, None when no line is set up at all (every number is served), or why the
+    caller is turned away: the number belongs to no line, or its line is closed or inactive now."""
+    if not lines:
+        return None
+    line = lines.get(number)
+    if line is None:
+        return "unknown"
+    if not line.active or not line.hours.is_open(now):
+        return "closed"
+    return line
+
+
+def requirements_of(line: LineSnapshot | None) -> Requirements:
+    if line is None:
+        return Requirements()
+    return Requirements(
+        skills=frozenset(line.skills),
+        language=line.language,
+        ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
+    )
 
 
 def caller_args(args: list[str]) -> tuple[str, str | None, int]:
@@ -109,12 +136,17 @@ class Switchboard:
         stream: EventStream,
         roster: Roster,
         callers: Callers | None = None,
+        lines: Lines | None = None,
     ) -> None:
         self._config = config
         self._ari = ari
         self._stream = stream
         self._roster = roster
         self._callers = callers
+        self._lines = lines
+        # Lines by number, refreshed when the lines change; empty means "no lines set up: serve every number".
+        self._line_by_number: dict[str, LineSnapshot] = {}
+        self._lines_version: object = None
         self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
         self.book = LegBook(call_id_prefix=f"{config.app}-")
@@ -218,13 +250,26 @@ class Switchboard:
             if self.book.leg(event.channel.id) is not None:
                 # A duplicate, or a caller the reconcile already adopted: one call per channel.
                 return
-            line, token, repeat = caller_args(event.args)
+            number, token, repeat = caller_args(event.args)
             if self._draining:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
                 )
                 return
-            call = self.book.open_call(event.channel.id, line, self._config.line_name)
+            verdict = line_verdict(self._line_by_number, number, datetime.now(UTC))
+            if isinstance(verdict, str):
+                # Closed, inactive or unknown: a message with alternatives, never silence.
+                channel_id = event.channel.id
+                prompt = self._line_by_number[number].messages.closed if verdict == "closed" else ""
+                log.info("caller_turned_away", reason=verdict)
+                self.executor.lanes.submit(
+                    f"channel:{channel_id}", lambda: self._turn_away(channel_id, verdict, prompt)
+                )
+                return
+            line = verdict.name if verdict else number
+            requirements = requirements_of(verdict)
+            label = verdict.label if verdict else self._config.line_name
+            call = self.book.open_call(event.channel.id, line, label)
             if self._config.repeat_hint and repeat > 1:
                 call.label = f"{call.label} · {repeat}e appel"
             log.info("caller_arrived", call_id=call.call_id, line=line)
@@ -233,7 +278,7 @@ class Switchboard:
                 self.executor.lanes.submit(
                     "records", lambda: self._remember(call.call_id, call.code, line, token)
                 )
-            self.feed(CallerArrived(call_id=call.call_id, line=line))
+            self.feed(CallerArrived(call_id=call.call_id, line=line, requirements=requirements))
         elif role == "feature":
             self.executor.lanes.submit(
                 f"channel:{event.channel.id}", lambda: self._features.run(event.channel, event.args)
@@ -254,6 +299,12 @@ class Switchboard:
             await self._callers.remember_call(call_id, code, line, token, datetime.now(UTC))
         except RosterError as exc:
             log.warning("call_code_not_saved", call_id=call_id, error=exc.code)
+
+    async def _turn_away(self, channel_id: str, verdict: str, prompt: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            if prompt:
+                await self._ari.set_variable(channel_id, "HELPLINE_LINE_PROMPT", prompt)
+            await self._ari.continue_in_dialplan(channel_id, f"helpline-{verdict}", "s", 1)
 
     async def _refuse(self, channel_id: str) -> None:
         with contextlib.suppress(AriNotFound):
@@ -439,7 +490,19 @@ class Switchboard:
             except (AriError, RosterError) as exc:
                 log.warning("roster_sync_failed", error=exc.code)
 
+    async def _sync_lines(self, *, force: bool) -> None:
+        if self._lines is None:
+            return
+        version = await self._lines.version()
+        if force or version != self._lines_version:
+            self._line_by_number = {
+                number: line for line in await self._lines.list() for number in line.numbers
+            }
+            self._lines_version = version
+            log.info("lines_loaded", lines=len({line.id for line in self._line_by_number.values()}))
+
     async def _sync_roster(self, *, force: bool) -> None:
+        await self._sync_lines(force=force)
         version = await self._roster.roster_version()
         if force or version != self._roster_version:
             active = await self._roster.list_listeners(active_only=True)

@@ -1,0 +1,72 @@
+"""Lines on the real Asterisk: a number reaches its line, a closed line and an unknown number get a message
+with alternatives, and a line's required skills choose who is offered its calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
+
+from helpline_pbx.ari.client import AriClient
+from helpline_pbx.roster.lines import Lines
+from helpline_pbx.roster.repository import Roster
+
+
+async def _reaches_context(ari: AriClient, context: str, timeout: float = 10.0) -> bool:
+    """Whether a trunk channel reaches that dialplan context (out of Stasis, no app hears of it: polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.dialplan is not None and c.dialplan.context == context for c in await ari.list_channels()):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_closed_line_plays_its_message_and_never_queues_the_caller(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """Outside its opening hours, a line's callers hear it is closed and where else to turn."""
+    lines = Lines(roster.engine)
+    await lines.add("nuit", label="Écoute Nuit", numbers=[sipp.line], hours="mon-sun closed")
+    svc = await service()
+    caller = sipp.caller("caller")
+    assert await _reaches_context(svc.ari, "helpline-closed")
+    assert not [e for e in svc.decisions.events() if type(e).__name__ == "CallerArrived"]
+    await caller.stop_async()
+
+
+async def test_a_number_of_no_line_gets_a_message(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """Once lines are set up, a number that belongs to none is told so, not left in silence."""
+    lines = Lines(roster.engine)
+    await lines.add("autre", label="Écoute", numbers=["0800000001"])
+    svc = await service()
+    caller = sipp.caller("caller")
+    assert await _reaches_context(svc.ari, "helpline-unknown")
+    await caller.stop_async()
+
+
+async def test_a_line_offers_its_calls_only_to_listeners_with_its_skills(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """A youth line requiring a skill: the untrained listener, though idle longer, is never offered the call;
+    the record names the line, and the phone shows the line's label."""
+    lines = Lines(roster.engine)
+    await lines.add("jeunes", label="Écoute Jeunes", numbers=[sipp.line], skills=["harcelement"])
+    untrained = await add_listener(roster, "Untrained")
+    trained = await add_listener(roster, "Trained", skills=("harcelement",))
+    svc = await service()
+    await online_phone(svc, sipp, untrained)
+    phone = await online_phone(svc, sipp, trained, "listener_answer_hangup", pause_ms=500)
+    caller = sipp.caller("caller")
+
+    [record] = await svc.decisions.wait_records(1, timeout=20)
+    assert record.outcome == "served"
+    assert record.listener_id == trained.id
+    assert record.line == "jeunes"
+    assert {o.listener_id for o in svc.decisions.offers()} == {trained.id}
+    invite = next(m for m in phone.messages() if m.startswith("INVITE "))
+    assert "Écoute Jeunes" in invite
+    assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
