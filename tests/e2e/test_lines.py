@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-
-from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
+from pathlib import Path
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
+from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.sipp import SippProcess
+
+DTMF_PCAPS = "/usr/share/sip-tester"  # shipped by the sip-tester package
 
 
 async def _reaches_context(ari: AriClient, context: str, timeout: float = 10.0) -> bool:
@@ -70,3 +73,74 @@ async def test_a_line_offers_its_calls_only_to_listeners_with_its_skills(
     invite = next(m for m in phone.messages() if m.startswith("INVITE "))
     assert "Écoute Jeunes" in invite
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+
+
+def _menu_caller(sipp: Sipp, digit: str) -> SippProcess:
+    """A caller who answers the line's menu with one RFC 2833 digit (SIPp's own DTMF recordings)."""
+    template = (Path(__file__).parents[1] / "sipp" / "caller.xml").read_text(encoding="utf-8")
+    scenario = template.replace(
+        "m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000",
+        "m=audio [media_port] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
+        "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16",
+    ).replace(
+        '  <label id="in_call" />',
+        '  <pause milliseconds="1500" />\n'
+        f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{digit}.pcap" /></action></nop>\n'
+        '  <label id="in_call" />',
+        1,
+    )
+    assert "dtmf_2833" in scenario
+    assert "telephone-event" in scenario
+    path = sipp.workdir / f"caller_menu_{digit}.xml"
+    sipp.workdir.mkdir(parents=True, exist_ok=True)
+    path.write_text(scenario, encoding="utf-8")
+    proc = SippProcess(
+        path,
+        workdir=sipp.workdir,
+        local_ip=sipp.asterisk.trunk_ip,
+        remote=sipp.remote,
+        service=sipp.line,
+        calls=1,
+        lifetime=120,
+    )
+    sipp.processes.append(proc)
+    return proc.start()
+
+
+async def test_the_menu_sends_a_legal_question_to_a_listener_trained_for_it(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """Pressing 3 (legal) on a line offering three kinds of support: the call needs the "juridique" skill."""
+    lines = Lines(roster.engine)
+    await lines.add("adultes", label="Écoute", numbers=[sipp.line], support=["ecoute", "social", "juridique"])
+    anyone = await add_listener(roster, "Anyone")
+    lawyer = await add_listener(roster, "Lawyer", role="professional", skills=("juridique",))
+    svc = await service()
+    await online_phone(svc, sipp, anyone)
+    await online_phone(svc, sipp, lawyer, "listener_answer_hangup", pause_ms=500)
+    caller = _menu_caller(sipp, "3")
+
+    [record] = await svc.decisions.wait_records(1, timeout=40)
+    assert record.listener_id == lawyer.id
+    [arrived] = [e for e in svc.decisions.events() if type(e).__name__ == "CallerArrived"]
+    assert "juridique" in arrived.requirements.skills  # type: ignore[attr-defined]
+    assert (await caller.wait_async(20)).exit_code == 0, caller.errors()
+
+
+async def test_urgent_goes_to_a_professional_first(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """Pressing 9: a professional is offered the call although a volunteer has been idle longer."""
+    lines = Lines(roster.engine)
+    await lines.add("adultes", label="Écoute", numbers=[sipp.line], support=["ecoute", "social"])
+    volunteer = await add_listener(roster, "Volunteer")
+    pro = await add_listener(roster, "Pro", role="professional")
+    svc = await service()
+    await online_phone(svc, sipp, volunteer)
+    await online_phone(svc, sipp, pro, "listener_answer_hangup", pause_ms=500)
+    caller = _menu_caller(sipp, "9")
+
+    [record] = await svc.decisions.wait_records(1, timeout=40)
+    assert record.listener_id == pro.id
+    assert [o.listener_id for o in svc.decisions.offers()] == [pro.id]
+    assert (await caller.wait_async(20)).exit_code == 0, caller.errors()

@@ -35,7 +35,7 @@ from helpline_pbx.core import (
     ListenerState,
     Policy,
 )
-from helpline_pbx.core.routing import Profile, Requirements
+from helpline_pbx.core.routing import Profile, Requirements, escalated
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
@@ -106,14 +106,23 @@ def line_verdict(
     return line
 
 
-def requirements_of(line: LineSnapshot | None) -> Requirements:
+URGENT_CHOICE = "9"
+
+
+def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements:
+    """What a call on this line needs, given the caller's menu choice ("1".."8": a kind of support, which
+    becomes a required skill; "9": urgent, professionals first; "": no choice)."""
     if line is None:
         return Requirements()
-    return Requirements(
-        skills=frozenset(line.skills),
+    skills = set(line.skills)
+    if choice.isdigit() and 1 <= int(choice) <= len(line.support) and choice != URGENT_CHOICE:
+        skills.add(line.support[int(choice) - 1])
+    needs = Requirements(
+        skills=frozenset(skills),
         language=line.language,
         ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
     )
+    return escalated(needs) if choice == URGENT_CHOICE else needs
 
 
 def caller_args(args: list[str]) -> tuple[str, str | None, int]:
@@ -251,6 +260,7 @@ class Switchboard:
                 # A duplicate, or a caller the reconcile already adopted: one call per channel.
                 return
             number, token, repeat = caller_args(event.args)
+            choice = event.args[4] if len(event.args) > 4 else ""
             if self._draining:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
@@ -267,7 +277,7 @@ class Switchboard:
                 )
                 return
             line = verdict.name if verdict else number
-            requirements = requirements_of(verdict)
+            requirements = requirements_of(verdict, choice)
             label = verdict.label if verdict else self._config.line_name
             call = self.book.open_call(event.channel.id, line, label)
             if self._config.repeat_hint and repeat > 1:
@@ -495,10 +505,18 @@ class Switchboard:
             return
         version = await self._lines.version()
         if force or version != self._lines_version:
+            previous = set(self._line_by_number)
             self._line_by_number = {
                 number: line for line in await self._lines.list() for number in line.numbers
             }
             self._lines_version = version
+            # The dialplan asks a line's callers which kind of support they need when it offers several.
+            for number in previous | set(self._line_by_number):
+                line = self._line_by_number.get(number)
+                choices = len(line.support) if line is not None and len(line.support) > 1 else 0
+                await self._ari.set_global_variable(
+                    f"HELPLINE_MENU_{number}", str(choices) if choices else ""
+                )
             log.info("lines_loaded", lines=len({line.id for line in self._line_by_number.values()}))
 
     async def _sync_roster(self, *, force: bool) -> None:
