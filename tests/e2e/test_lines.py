@@ -7,11 +7,12 @@ import asyncio
 import time
 from pathlib import Path
 
+from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.sipp import SippProcess
+
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
-from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
-from tests.e2e.sipp import SippProcess
 
 DTMF_PCAPS = "/usr/share/sip-tester"  # shipped by the sip-tester package
 
