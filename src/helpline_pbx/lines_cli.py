@@ -63,6 +63,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument(
         "--ring-timeout", type=int, help="seconds a listener's phone rings (overrides the default)"
     )
+    add.add_argument(
+        "--professionals-after",
+        type=int,
+        help="volunteers are tried first; after this many seconds of waiting, professionals too",
+    )
     add.add_argument("--inactive", action="store_true", help="create it inactive (takes no calls)")
 
     lst = sub.add_parser("list", help="list lines, and whether each is open now")
@@ -93,6 +98,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     timeout = edit.add_mutually_exclusive_group()
     timeout.add_argument("--ring-timeout", type=int)
     timeout.add_argument("--no-ring-timeout", action="store_true", help="use the service's default again")
+    reach = edit.add_mutually_exclusive_group()
+    reach.add_argument("--professionals-after", type=int, help="volunteers first, professionals after N s")
+    reach.add_argument("--everyone-at-once", action="store_true", help="any role may take calls at once")
     active = edit.add_mutually_exclusive_group()
     active.add_argument("--activate", dest="active", action="store_const", const=True)
     active.add_argument("--deactivate", dest="active", action="store_const", const=False)
@@ -164,6 +172,7 @@ async def _add(lines: Lines, args: argparse.Namespace) -> None:
         hours=hours,
         messages=messages,
         ring_timeout=args.ring_timeout,
+        professionals_after=args.professionals_after,
         active=not args.inactive,
     )
     print(f"added {added.id}  name={added.name}  label={added.label}")
@@ -220,6 +229,13 @@ async def _edit(lines: Lines, args: argparse.Namespace) -> None:
         hours=hours if changes_hours else None,
         messages=messages if message_changes else None,
         ring_timeout=ring_timeout,
+        professionals_after=(
+            None
+            if args.everyone_at_once
+            else args.professionals_after
+            if args.professionals_after is not None
+            else UNSET
+        ),
         active=args.active,
     )
     print(f"edited {edited.id}  name={edited.name}  label={edited.label}")

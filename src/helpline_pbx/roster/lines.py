@@ -90,6 +90,9 @@ class LineRow(Base):
     overloaded_message: Mapped[str] = mapped_column(String(PROMPT_MAX_LENGTH))
     alternatives_message: Mapped[str] = mapped_column(String(PROMPT_MAX_LENGTH))
     ring_timeout: Mapped[int | None] = mapped_column(Integer)
+    # Volunteers are tried first; after this many seconds of waiting, professionals and supervisors too.
+    # None: everyone at once.
+    professionals_after: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Bumped by every edit, numbers included: lines_version() watches it.
@@ -145,6 +148,8 @@ class LineSnapshot:
     active: bool
     created_at: datetime
     updated_at: datetime
+    # Volunteers first, everyone after this many seconds of waiting; None: everyone at once.
+    professionals_after: int | None = None
 
     @property
     def timezone(self) -> str:
@@ -192,6 +197,7 @@ class Lines:
         hours: OpeningHours | str | None = None,
         messages: LineMessages | None = None,
         ring_timeout: int | None = None,
+        professionals_after: int | None = None,
         active: bool = True,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -211,6 +217,7 @@ class Lines:
             language=_valid_language(language),
             skills=_valid_tokens(skills, "skill"),
             ring_timeout=_valid_ring_timeout(ring_timeout),
+            professionals_after=_valid_wait(professionals_after),
             active=active,
             created_at=now,
             updated_at=now,
@@ -277,6 +284,7 @@ class Lines:
         hours: HoursChange | None = None,
         messages: MessagesChange | None = None,
         ring_timeout: int | Unset | None = UNSET,
+        professionals_after: int | Unset | None = UNSET,
         active: bool | None = None,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -301,6 +309,7 @@ class Lines:
         added = _valid_numbers(add_numbers)
         removed = _valid_numbers(remove_numbers)
         timeout = ring_timeout if ring_timeout is UNSET else _valid_ring_timeout(ring_timeout)
+        widen = professionals_after if professionals_after is UNSET else _valid_wait(professionals_after)
         now = _aware(now or datetime.now(UTC))
         try:
             async with transaction(self._sessions) as session:
@@ -322,6 +331,9 @@ class Lines:
                         changed = True
                 if timeout is not UNSET and row.ring_timeout != timeout:
                     row.ring_timeout = timeout
+                    changed = True
+                if widen is not UNSET and row.professionals_after != widen:
+                    row.professionals_after = widen
                     changed = True
                 if hours is not None:
                     old_hours = _hours(row)
@@ -483,6 +495,12 @@ def _valid_language(value: str) -> str:
     return value
 
 
+def _valid_wait(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= 3600:
+        raise InvalidLine("the wait before professionals are tried must be 0 to 3600 seconds")
+    return value
+
+
 def _valid_ring_timeout(value: int | None) -> int | None:
     if value is not None and value not in RING_TIMEOUT_RANGE:
         low, high = RING_TIMEOUT_RANGE.start, RING_TIMEOUT_RANGE.stop - 1
@@ -552,4 +570,5 @@ def _snapshot(row: LineRow) -> LineSnapshot:
         active=row.active,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        professionals_after=row.professionals_after,
     )

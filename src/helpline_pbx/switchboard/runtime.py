@@ -35,7 +35,7 @@ from helpline_pbx.core import (
     ListenerState,
     Policy,
 )
-from helpline_pbx.core.routing import Profile, Requirements, escalated
+from helpline_pbx.core.routing import Profile, Requirements, escalated, volunteers_first
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
@@ -121,6 +121,9 @@ def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements
         skills=frozenset(skills),
         language=line.language,
         ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
+        reach=Requirements().reach
+        if line.professionals_after is None
+        else volunteers_first(float(line.professionals_after)),
     )
     return escalated(needs) if choice == URGENT_CHOICE else needs
 
