@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 import structlog
 
@@ -35,13 +34,14 @@ from helpline_pbx.core import (
     ListenerState,
     Policy,
 )
-from helpline_pbx.core.routing import Profile, Requirements, escalated, volunteers_first
+from helpline_pbx.core.routing import Profile
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
+from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, profile_of, requirements_of
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.legs import LegBook
@@ -72,11 +72,6 @@ class SwitchboardConfig:
 TALK_SUFFIX = "-talk"
 
 
-def profile_of(listener: ListenerSnapshot) -> Profile:
-    """What the core needs to know of a listener to route calls."""
-    return Profile(role=listener.role.value, skills=listener.skills, languages=listener.languages)
-
-
 def _arrival(channel: Channel) -> float:
     return channel.creationtime.timestamp() if channel.creationtime else time.time()
 
@@ -89,55 +84,6 @@ def _endpoint(channel: Channel) -> str | None:
 def _is_caller(channel: Channel) -> bool:
     # Callers are in Stasis from the [helpline] context; feature codes come from listeners' phones.
     return channel.dialplan is not None and channel.dialplan.context == "helpline"
-
-
-def line_verdict(
-    lines: dict[str, LineSnapshot], number: str, now: datetime
-) -> LineSnapshot | Literal["closed", "unknown"] | None:
-    """The line a call is for, None when no line is set up at all (every number is served), or why the
-    caller is turned away: the number belongs to no line, or its line is closed or inactive now."""
-    if not lines:
-        return None
-    line = lines.get(number)
-    if line is None:
-        return "unknown"
-    if not line.active or not line.hours.is_open(now):
-        return "closed"
-    return line
-
-
-URGENT_CHOICE = "9"
-
-
-def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements:
-    """What a call on this line needs, given the caller's menu choice ("1".."8": a kind of support, which
-    becomes a required skill; "9": urgent, professionals first; "": no choice)."""
-    if line is None:
-        return Requirements()
-    skills = set(line.skills)
-    if choice.isdigit() and 1 <= int(choice) <= len(line.support) and choice != URGENT_CHOICE:
-        skills.add(line.support[int(choice) - 1])
-    needs = Requirements(
-        skills=frozenset(skills),
-        language=line.language,
-        ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
-        reach=Requirements().reach
-        if line.professionals_after is None
-        else volunteers_first(float(line.professionals_after)),
-    )
-    return escalated(needs) if choice == URGENT_CHOICE else needs
-
-
-def caller_args(args: list[str]) -> tuple[str, str | None, int]:
-    """(line, token or None, arrivals within the key period) from the dialplan's Stasis arguments:
-    caller,<line>,<token>,<repeat>. Older or hand-made calls may carry fewer."""
-    line = args[1] if len(args) > 1 and args[1] else "s"
-    token = args[2] if len(args) > 2 and args[2] else None
-    try:
-        repeat = int(args[3]) if len(args) > 3 else 0
-    except ValueError:
-        repeat = 0
-    return line, token, repeat
 
 
 class Switchboard:

@@ -1,0 +1,65 @@
+"""What a caller's arrival means: the dialplan's arguments, the line the number belongs to, what the call
+needs from a listener, and what a listener offers. Pure rules, used by the runtime."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from helpline_pbx.core.routing import Profile, Requirements, escalated, volunteers_first
+from helpline_pbx.roster.lines import LineSnapshot
+from helpline_pbx.roster.snapshots import ListenerSnapshot
+
+
+def profile_of(listener: ListenerSnapshot) -> Profile:
+    """What the core needs to know of a listener to route calls."""
+    return Profile(role=listener.role.value, skills=listener.skills, languages=listener.languages)
+
+
+URGENT_CHOICE = "9"
+
+
+def line_verdict(
+    lines: dict[str, LineSnapshot], number: str, now: datetime
+) -> LineSnapshot | Literal["closed", "unknown"] | None:
+    """The line a call is for, None when no line is set up at all (every number is served), or why the
+    caller is turned away: the number belongs to no line, or its line is closed or inactive now."""
+    if not lines:
+        return None
+    line = lines.get(number)
+    if line is None:
+        return "unknown"
+    if not line.active or not line.hours.is_open(now):
+        return "closed"
+    return line
+
+
+def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements:
+    """What a call on this line needs, given the caller's menu choice ("1".."8": a kind of support, which
+    becomes a required skill; "9": urgent, professionals first; "": no choice)."""
+    if line is None:
+        return Requirements()
+    skills = set(line.skills)
+    if choice.isdigit() and 1 <= int(choice) <= len(line.support) and choice != URGENT_CHOICE:
+        skills.add(line.support[int(choice) - 1])
+    needs = Requirements(
+        skills=frozenset(skills),
+        language=line.language,
+        ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
+        reach=Requirements().reach
+        if line.professionals_after is None
+        else volunteers_first(float(line.professionals_after)),
+    )
+    return escalated(needs) if choice == URGENT_CHOICE else needs
+
+
+def caller_args(args: list[str]) -> tuple[str, str | None, int]:
+    """(line, token or None, arrivals within the key period) from the dialplan's Stasis arguments:
+    caller,<line>,<token>,<repeat>. Older or hand-made calls may carry fewer."""
+    line = args[1] if len(args) > 1 and args[1] else "s"
+    token = args[2] if len(args) > 2 and args[2] else None
+    try:
+        repeat = int(args[3]) if len(args) > 3 else 0
+    except ValueError:
+        repeat = 0
+    return line, token, repeat
