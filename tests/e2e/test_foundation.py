@@ -38,8 +38,9 @@ async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_soft
                 if isinstance(item, StasisStart) and item.args[:1] == ["caller"]:
                     caller_start = item
                     break
-        # caller, the line dialled, then the token and repeat count (empty: no screen runs in this test).
-        assert caller_start.args == ["caller", sipp.line, "", "0"]
+        # caller, the number dialled, the token and repeat count (empty: no screen runs in this test), the
+        # menu choice (none: this number has no menu).
+        assert caller_start.args == ["caller", sipp.line, "", "0", ""]
         # The dialplan already wiped the identity before Stasis: the raw event carries neither.
         raw = caller_start.model_dump_json()
         assert CALLER_NUMBER not in raw

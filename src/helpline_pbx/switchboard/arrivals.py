@@ -53,13 +53,14 @@ def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements
     return escalated(needs) if choice == URGENT_CHOICE else needs
 
 
-def caller_args(args: list[str]) -> tuple[str, str | None, int]:
-    """(line, token or None, arrivals within the key period) from the dialplan's Stasis arguments:
-    caller,<line>,<token>,<repeat>. Older or hand-made calls may carry fewer."""
-    line = args[1] if len(args) > 1 and args[1] else "s"
+def caller_args(args: list[str]) -> tuple[str, str | None, int, str]:
+    """(number dialled, token or None, arrivals within the key period, menu choice) from the dialplan's
+    Stasis arguments: caller,<number>,<token>,<repeat>,<choice>. Hand-made calls may carry fewer."""
+    number = args[1] if len(args) > 1 and args[1] else "s"
     token = args[2] if len(args) > 2 and args[2] else None
     try:
         repeat = int(args[3]) if len(args) > 3 else 0
     except ValueError:
         repeat = 0
-    return line, token, repeat
+    choice = args[4] if len(args) > 4 else ""
+    return number, token, repeat, choice

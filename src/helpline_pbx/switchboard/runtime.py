@@ -208,8 +208,7 @@ class Switchboard:
             if self.book.leg(event.channel.id) is not None:
                 # A duplicate, or a caller the reconcile already adopted: one call per channel.
                 return
-            number, token, repeat = caller_args(event.args)
-            choice = event.args[4] if len(event.args) > 4 else ""
+            number, token, repeat, choice = caller_args(event.args)
             if self._draining:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
