@@ -135,7 +135,8 @@ helpline-pbx is starting.
   dialling the line's number, for example sip:0800123456@<this machine>:{port}.
   To try it without a trunk:  sipp -sf tests/sipp/caller.xml -i 127.0.0.2 -s 0800123456 127.0.0.1:{port} -m 1
 
-  Stop with Ctrl-C: calls in progress finish, waiting callers go to the fallback message.
+  Stop with Ctrl-C: calls in progress finish; waiting callers go to the fallback, which rings the
+  listeners' phones directly, then plays a message with alternatives. A second Ctrl-C stops at once.
 """
     )
     return 0
