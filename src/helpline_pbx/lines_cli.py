@@ -64,6 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--ring-timeout", type=int, help="seconds a listener's phone rings (overrides the default)"
     )
     add.add_argument(
+        "--repeat-hint",
+        action="store_true",
+        help="show listeners how often a (pseudonymous) caller called this period",
+    )
+    add.add_argument(
         "--professionals-after",
         type=int,
         help="volunteers are tried first; after this many seconds of waiting, professionals too",
@@ -98,6 +103,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     timeout = edit.add_mutually_exclusive_group()
     timeout.add_argument("--ring-timeout", type=int)
     timeout.add_argument("--no-ring-timeout", action="store_true", help="use the service's default again")
+    hint = edit.add_mutually_exclusive_group()
+    hint.add_argument("--repeat-hint", dest="repeat_hint", action="store_const", const=True)
+    hint.add_argument("--no-repeat-hint", dest="repeat_hint", action="store_const", const=False)
     reach = edit.add_mutually_exclusive_group()
     reach.add_argument("--professionals-after", type=int, help="volunteers first, professionals after N s")
     reach.add_argument("--everyone-at-once", action="store_true", help="any role may take calls at once")
@@ -173,6 +181,7 @@ async def _add(lines: Lines, args: argparse.Namespace) -> None:
         messages=messages,
         ring_timeout=args.ring_timeout,
         professionals_after=args.professionals_after,
+        repeat_hint=args.repeat_hint,
         active=not args.inactive,
     )
     print(f"added {added.id}  name={added.name}  label={added.label}")
@@ -229,6 +238,7 @@ async def _edit(lines: Lines, args: argparse.Namespace) -> None:
         hours=hours if changes_hours else None,
         messages=messages if message_changes else None,
         ring_timeout=ring_timeout,
+        repeat_hint=args.repeat_hint,
         professionals_after=(
             None
             if args.everyone_at_once

@@ -145,3 +145,22 @@ async def test_urgent_goes_to_a_professional_first(
     assert record.listener_id == pro.id
     assert [o.listener_id for o in svc.decisions.offers()] == [pro.id]
     assert (await caller.wait_async(20)).exit_code == 0, caller.errors()
+
+
+async def test_a_line_can_show_listeners_a_returning_caller(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """On a line with the repeat hint on, the listener's display shows a caller's second call this period."""
+    lines = Lines(roster.engine)
+    await lines.add("suivi", label="Écoute Suivi", numbers=[sipp.line], repeat_hint=True)
+    camille = await add_listener(roster, "Camille")
+    svc = await service()
+    phone = await online_phone(svc, sipp, camille, "listener_answer_hangup", pause_ms=300)
+    for n in range(2):
+        caller = sipp.caller("caller", number="0639985801")
+        await svc.decisions.wait_records(n + 1)
+        assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+    invites = [m for m in phone.messages() if m.startswith("INVITE ")]
+    assert "e appel" not in invites[0]
+    assert "Écoute Suivi" in invites[1]
+    assert "2e appel" in invites[1]

@@ -93,6 +93,8 @@ class LineRow(Base):
     # Volunteers are tried first; after this many seconds of waiting, professionals and supervisors too.
     # None: everyone at once.
     professionals_after: Mapped[int | None] = mapped_column(Integer)
+    # Show listeners how often this (pseudonymous) caller called within the key period ("2e appel").
+    repeat_hint: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Bumped by every edit, numbers included: lines_version() watches it.
@@ -150,6 +152,7 @@ class LineSnapshot:
     updated_at: datetime
     # Volunteers first, everyone after this many seconds of waiting; None: everyone at once.
     professionals_after: int | None = None
+    repeat_hint: bool = False
 
     @property
     def timezone(self) -> str:
@@ -198,6 +201,7 @@ class Lines:
         messages: LineMessages | None = None,
         ring_timeout: int | None = None,
         professionals_after: int | None = None,
+        repeat_hint: bool = False,
         active: bool = True,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -218,6 +222,7 @@ class Lines:
             skills=_valid_tokens(skills, "skill"),
             ring_timeout=_valid_ring_timeout(ring_timeout),
             professionals_after=_valid_wait(professionals_after),
+            repeat_hint=repeat_hint,
             active=active,
             created_at=now,
             updated_at=now,
@@ -285,6 +290,7 @@ class Lines:
         messages: MessagesChange | None = None,
         ring_timeout: int | Unset | None = UNSET,
         professionals_after: int | Unset | None = UNSET,
+        repeat_hint: bool | None = None,
         active: bool | None = None,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -303,6 +309,7 @@ class Lines:
             "support": None if support is None else _valid_tokens(support, "support"),
             "language": None if language is None else _valid_language(language),
             "skills": None if skills is None else _valid_tokens(skills, "skill"),
+            "repeat_hint": repeat_hint,
             "active": active,
         }
         replace_numbers = None if numbers is None else _valid_numbers(numbers)
@@ -571,4 +578,5 @@ def _snapshot(row: LineRow) -> LineSnapshot:
         created_at=row.created_at,
         updated_at=row.updated_at,
         professionals_after=row.professionals_after,
+        repeat_hint=row.repeat_hint,
     )

@@ -228,7 +228,8 @@ class Switchboard:
             requirements = requirements_of(verdict, choice)
             label = verdict.label if verdict else self._config.line_name
             call = self.book.open_call(event.channel.id, line, label)
-            if self._config.repeat_hint and repeat > 1:
+            show_repeats = verdict.repeat_hint if verdict else self._config.repeat_hint
+            if show_repeats and repeat > 1:
                 call.label = f"{call.label} · {repeat}e appel"
             log.info("caller_arrived", call_id=call.call_id, line=line)
             self.executor.admit(call)
