@@ -24,11 +24,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from helpline_pbx.hours import DEFAULT_TIMEZONE, HoursError, OpeningHours
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import RosterError
+from helpline_pbx.roster.states import WORD_PATTERN
 from helpline_pbx.roster.tables import Base, UTCDateTime
 
 LINE_ID_LENGTH = 16
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-TOKEN_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
 LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
 PROMPT_PATTERN = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
 PROMPT_MAX_LENGTH = 128
@@ -486,7 +487,7 @@ def _valid_tokens(values: Iterable[str], what: str) -> list[str]:
     tokens: list[str] = []
     for value in values:
         token = value.strip().lower()
-        if not TOKEN_PATTERN.fullmatch(token):
+        if not WORD_PATTERN.fullmatch(token):
             raise InvalidLine(
                 f"{what} {value!r} must be 1 to 32 characters among a-z, 0-9, '_' and '-' (no accents)"
             )

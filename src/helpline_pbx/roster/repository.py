@@ -30,7 +30,7 @@ from helpline_pbx.roster.snapshots import (
     ListenerSnapshot,
     RosterVersion,
 )
-from helpline_pbx.roster.states import ListenerState, Outcome, Role
+from helpline_pbx.roster.states import WORD_PATTERN, ListenerState, Outcome, Role
 from helpline_pbx.roster.tables import (
     CALL_ID_LENGTH,
     REASON_LENGTH,
@@ -431,7 +431,7 @@ def _valid_words(values: Iterable[str], what: str) -> list[str]:
     """Short lowercase words (skills, language codes), deduplicated, in a stable order."""
     words = sorted({value.strip().lower() for value in values if value.strip()})
     for word in words:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", word):
+        if not WORD_PATTERN.fullmatch(word):
             raise InvalidListener(f"{what} {word!r} must be a short word of letters, digits, - or _")
     return words
 
