@@ -6,7 +6,7 @@ from typing import Literal
 
 from helpline_pbx.core.events import TimerKey
 
-Outcome = Literal["served", "abandoned", "fallback"]
+Outcome = Literal["served", "abandoned", "fallback", "alternatives"]
 
 
 class ListenerState(StrEnum):
@@ -17,6 +17,10 @@ class ListenerState(StrEnum):
     RINGING = "ringing"
     ON_CALL = "on_call"
     RESTING = "resting"
+    # Not offered calls until they resume (their choice, missed offers in a row, or a shift break).
+    PAUSED = "paused"
+    # Resting after a call they marked difficult; a supervisor is asked for a debrief.
+    AWAITING_DEBRIEF = "awaiting_debrief"
 
 
 @dataclass(frozen=True, slots=True)

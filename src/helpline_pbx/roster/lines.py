@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, func, or_, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
@@ -96,6 +96,18 @@ class LineRow(Base):
     professionals_after: Mapped[int | None] = mapped_column(Integer)
     # Show listeners how often this (pseudonymous) caller called within the key period ("2e appel").
     repeat_hint: Mapped[bool] = mapped_column(default=False)
+    # Minimum rest of a listener after a call on this line, in seconds; None: the service's default.
+    rest_after_call: Mapped[int | None] = mapped_column(Integer)
+    # While waiting: position and estimated wait every this many seconds (None: never).
+    announce_every: Mapped[int | None] = mapped_column(Integer)
+    # After this many seconds of waiting, the caller may keep their place or hear the alternatives.
+    choice_after: Mapped[int | None] = mapped_column(Integer)
+    # An estimated wait above this many seconds: the caller hears the overloaded message first.
+    max_wait: Mapped[int | None] = mapped_column(Integer)
+    # A training line: its calls go only to trainees and are marked practice everywhere.
+    practice: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Real calls of this line may reach trainees (whose calls supervisors may always join).
+    trainees_allowed: Mapped[bool] = mapped_column(default=False, server_default=false())
     active: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Bumped by every edit, numbers included: lines_version() watches it.
@@ -154,6 +166,12 @@ class LineSnapshot:
     # Volunteers first, everyone after this many seconds of waiting; None: everyone at once.
     professionals_after: int | None = None
     repeat_hint: bool = False
+    rest_after_call: int | None = None
+    announce_every: int | None = None
+    choice_after: int | None = None
+    max_wait: int | None = None
+    practice: bool = False
+    trainees_allowed: bool = False
 
     @property
     def timezone(self) -> str:
@@ -203,6 +221,12 @@ class Lines:
         ring_timeout: int | None = None,
         professionals_after: int | None = None,
         repeat_hint: bool = False,
+        rest_after_call: int | None = None,
+        announce_every: int | None = None,
+        choice_after: int | None = None,
+        max_wait: int | None = None,
+        practice: bool = False,
+        trainees_allowed: bool = False,
         active: bool = True,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -224,6 +248,12 @@ class Lines:
             ring_timeout=_valid_ring_timeout(ring_timeout),
             professionals_after=_valid_wait(professionals_after),
             repeat_hint=repeat_hint,
+            rest_after_call=_valid_seconds("rest_after_call", rest_after_call),
+            announce_every=_valid_seconds("announce_every", announce_every),
+            choice_after=_valid_seconds("choice_after", choice_after),
+            max_wait=_valid_seconds("max_wait", max_wait),
+            practice=practice,
+            trainees_allowed=trainees_allowed,
             active=active,
             created_at=now,
             updated_at=now,
@@ -292,6 +322,12 @@ class Lines:
         ring_timeout: int | Unset | None = UNSET,
         professionals_after: int | Unset | None = UNSET,
         repeat_hint: bool | None = None,
+        rest_after_call: int | Unset | None = UNSET,
+        announce_every: int | Unset | None = UNSET,
+        choice_after: int | Unset | None = UNSET,
+        max_wait: int | Unset | None = UNSET,
+        practice: bool | None = None,
+        trainees_allowed: bool | None = None,
         active: bool | None = None,
         now: datetime | None = None,
     ) -> LineSnapshot:
@@ -311,7 +347,19 @@ class Lines:
             "language": None if language is None else _valid_language(language),
             "skills": None if skills is None else _valid_tokens(skills, "skill"),
             "repeat_hint": repeat_hint,
+            "practice": practice,
+            "trainees_allowed": trainees_allowed,
             "active": active,
+        }
+        # Optional durations: UNSET leaves them, None removes them.
+        durations = {
+            key: value if value is UNSET else _valid_seconds(key, value)
+            for key, value in (
+                ("rest_after_call", rest_after_call),
+                ("announce_every", announce_every),
+                ("choice_after", choice_after),
+                ("max_wait", max_wait),
+            )
         }
         replace_numbers = None if numbers is None else _valid_numbers(numbers)
         added = _valid_numbers(add_numbers)
@@ -343,6 +391,10 @@ class Lines:
                 if widen is not UNSET and row.professionals_after != widen:
                     row.professionals_after = widen
                     changed = True
+                for key, duration in durations.items():
+                    if duration is not UNSET and getattr(row, key) != duration:
+                        setattr(row, key, duration)
+                        changed = True
                 if hours is not None:
                     old_hours = _hours(row)
                     try:
@@ -509,6 +561,23 @@ def _valid_wait(value: int | None) -> int | None:
     return value
 
 
+# The durations a line may set, in seconds, and their bounds.
+SECONDS_RANGES = {
+    "rest_after_call": range(0, 3601),
+    "announce_every": range(15, 3601),
+    "choice_after": range(10, 3601),
+    "max_wait": range(0, 7201),
+}
+
+
+def _valid_seconds(key: str, value: int | None) -> int | None:
+    bounds = SECONDS_RANGES[key]
+    if value is not None and value not in bounds:
+        what = key.replace("_", " ")
+        raise InvalidLine(f"{what} must be {bounds.start} to {bounds.stop - 1} seconds")
+    return value
+
+
 def _valid_ring_timeout(value: int | None) -> int | None:
     if value is not None and value not in RING_TIMEOUT_RANGE:
         low, high = RING_TIMEOUT_RANGE.start, RING_TIMEOUT_RANGE.stop - 1
@@ -580,4 +649,10 @@ def _snapshot(row: LineRow) -> LineSnapshot:
         updated_at=row.updated_at,
         professionals_after=row.professionals_after,
         repeat_hint=row.repeat_hint,
+        rest_after_call=row.rest_after_call,
+        announce_every=row.announce_every,
+        choice_after=row.choice_after,
+        max_wait=row.max_wait,
+        practice=row.practice,
+        trainees_allowed=row.trainees_allowed,
     )

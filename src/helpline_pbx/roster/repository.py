@@ -30,7 +30,7 @@ from helpline_pbx.roster.snapshots import (
     ListenerSnapshot,
     RosterVersion,
 )
-from helpline_pbx.roster.states import WORD_PATTERN, ListenerState, Outcome, Role
+from helpline_pbx.roster.states import WORD_PATTERN, ListenerState, Outcome, Presence, Role
 from helpline_pbx.roster.tables import (
     CALL_ID_LENGTH,
     REASON_LENGTH,
@@ -68,9 +68,11 @@ class Roster:
         *,
         skills: Iterable[str] = (),
         languages: Iterable[str] = ("fr",),
+        trainee: bool = False,
+        monitoring_consent: bool = False,
         now: datetime | None = None,
     ) -> ListenerSnapshot:
-        """Create an active, offline listener with a fresh SIP secret."""
+        """Create an active, offline (off duty) listener with a fresh SIP secret and short code."""
         pseudonym = _valid_pseudonym(pseudonym)
         skill_list = _valid_words(skills, "skill")
         language_list = _valid_words(languages, "language") or ["fr"]
@@ -88,6 +90,10 @@ class Roster:
                     role=valid_role.value,
                     skills=skill_list,
                     languages=language_list,
+                    trainee=trainee,
+                    monitoring_consent=monitoring_consent,
+                    code=await _free_code(session),
+                    presence=Presence.OFF.value,
                     active=True,
                     state=ListenerState.OFFLINE.value,
                     state_changed_at=now,
@@ -126,6 +132,8 @@ class Roster:
         regenerate_secret: bool = False,
         skills: Iterable[str] | None = None,
         languages: Iterable[str] | None = None,
+        trainee: bool | None = None,
+        monitoring_consent: bool | None = None,
         now: datetime | None = None,
     ) -> ListenerSnapshot:
         new_pseudonym = None if pseudonym is None else _valid_pseudonym(pseudonym)
@@ -148,6 +156,8 @@ class Roster:
                     "sip_secret": _new_secret() if regenerate_secret else None,
                     "skills": new_skills,
                     "languages": new_languages,
+                    "trainee": trainee,
+                    "monitoring_consent": monitoring_consent,
                 }
                 changed = False
                 for name, value in changes.items():
@@ -225,10 +235,11 @@ class Roster:
         reason: str | None = None,
         now: datetime,
         idle_since: datetime | None = None,
+        presence: Presence | None = None,
     ) -> ListenerSnapshot:
         """Move a listener to `state` and append the transition to the audit, atomically.
 
-        idle_since=None keeps the stored value.
+        idle_since=None keeps the stored value; so does presence=None. A presence going on starts a shift.
         """
         new_state = _valid_state(state)
         if new_state in CALL_STATES and not call_id:
@@ -250,6 +261,8 @@ class Roster:
             listener.state_changed_at = now
             if idle_since is not None:
                 listener.idle_since = _aware(idle_since)
+            if presence is not None:
+                _apply_presence(listener, presence, reason, now)
             session.add(
                 ListenerEvent(
                     listener_id=listener_id,
@@ -261,6 +274,36 @@ class Roster:
             )
             await session.flush()
             return _listener_snapshot(listener)
+
+    async def set_presence(
+        self, ref: str, presence: Presence | str, *, reason: str | None = None, now: datetime
+    ) -> ListenerSnapshot:
+        """What the listener chose (log in, log out, pause, resume), as the CLI or a phone says it.
+
+        The service sees the change at its next roster poll and moves the listener's state; the state
+        itself is the service's to write.
+        """
+        try:
+            wanted = Presence(presence)
+        except ValueError:
+            allowed = ", ".join(p.value for p in Presence)
+            raise InvalidListener(f"presence {presence!r} is not one of {allowed}") from None
+        reason = _valid_reason(reason)
+        async with self._transaction() as session:
+            listener = await _find(session, ref, for_update=True)
+            _apply_presence(listener, wanted, reason, _aware(now))
+            await session.flush()
+            return _listener_snapshot(listener)
+
+    async def calls_since(self, listener_id: str, since: datetime) -> int:
+        """How many calls (practice included) the listener answered since `since`: a shift's count."""
+        query = select(func.count()).where(
+            CallRecord.listener_id == listener_id,
+            CallRecord.answered_at.is_not(None),
+            CallRecord.answered_at >= _aware(since),
+        )
+        async with self._transaction() as session:
+            return int(await session.scalar(query) or 0)
 
     async def available_listeners(self, now: datetime) -> list[ListenerSnapshot]:
         """Active listeners a claim could take now, longest idle first."""
@@ -384,17 +427,17 @@ def _is_free(now: datetime) -> ColumnElement[bool]:
 
 async def _find(session: AsyncSession, ref: str, *, for_update: bool = False) -> Listener:
     query = select(Listener).where(
-        or_(Listener.id == ref, Listener.endpoint == ref, Listener.pseudonym == ref)
+        or_(Listener.id == ref, Listener.endpoint == ref, Listener.pseudonym == ref, Listener.code == ref)
     )
     if for_update:
         query = query.with_for_update()
     rows = list(await session.scalars(query))
-    # A pseudonym may look like another listener's endpoint: ids win, then endpoints.
-    for column in ("id", "endpoint", "pseudonym"):
+    # A pseudonym may look like another listener's endpoint: ids win, then endpoints, then short codes.
+    for column in ("id", "endpoint", "pseudonym", "code"):
         for row in rows:
             if getattr(row, column) == ref:
                 return row
-    raise ListenerNotFound(f"no listener with id, endpoint or pseudonym {ref!r}")
+    raise ListenerNotFound(f"no listener with id, endpoint, pseudonym or code {ref!r}")
 
 
 async def _refuse_duplicates(
@@ -421,6 +464,26 @@ async def _free_listener_id(session: AsyncSession) -> str:
         candidate = f"l-{secrets.token_hex(4)}"
         if re.search(r"\d{5,}", candidate) is None and await session.get(Listener, candidate) is None:
             return candidate
+
+
+async def _free_code(session: AsyncSession) -> str:
+    # Three digits are quick to dial and to say; a larger roster moves on to four.
+    for digits in (3, 3, 3, 4, 4, 4, 5, 5, 5, 6):
+        candidate = str(secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1))
+        if await session.scalar(select(Listener.id).where(Listener.code == candidate)) is None:
+            return candidate
+    raise InvalidListener("no free short code left for a new listener")
+
+
+def _apply_presence(listener: Listener, presence: Presence, reason: str | None, now: datetime) -> None:
+    if presence is Presence.ON and listener.presence != Presence.ON.value:
+        # A shift starts at log in, and again after a break (a pause for the shift limit).
+        if listener.presence == Presence.OFF.value or listener.presence_reason == "shift_limit":
+            listener.shift_started_at = now
+    if presence is Presence.OFF:
+        listener.shift_started_at = None
+    listener.presence = presence.value
+    listener.presence_reason = None if presence is Presence.ON else reason
 
 
 def _new_secret() -> str:
@@ -501,6 +564,12 @@ def _listener_snapshot(row: Listener) -> ListenerSnapshot:
         updated_at=row.updated_at,
         skills=frozenset(row.skills or ()),
         languages=frozenset(row.languages or ("fr",)),
+        presence=Presence(row.presence),
+        presence_reason=row.presence_reason,
+        code=row.code,
+        trainee=row.trainee,
+        monitoring_consent=row.monitoring_consent,
+        shift_started_at=row.shift_started_at,
     )
 
 
@@ -541,6 +610,7 @@ def _call_record_values(record: CallRecordData) -> dict[str, Any]:
         "wait_seconds": record.wait_seconds,
         "talk_seconds": record.talk_seconds,
         "instance": record.instance,
+        "practice": record.practice,
     }
 
 
@@ -558,4 +628,5 @@ def _call_record_data(row: CallRecord) -> CallRecordData:
         offers=row.offers,
         wait_seconds=row.wait_seconds,
         talk_seconds=row.talk_seconds,
+        practice=row.practice,
     )

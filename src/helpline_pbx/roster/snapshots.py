@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from helpline_pbx.roster.states import ListenerState, Outcome, Role
+from helpline_pbx.roster.states import ListenerState, Outcome, Presence, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,12 @@ class ListenerSnapshot:
     updated_at: datetime
     skills: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset({"fr"})
+    presence: Presence = Presence.OFF
+    presence_reason: str | None = None
+    code: str | None = None
+    trainee: bool = False
+    monitoring_consent: bool = False
+    shift_started_at: datetime | None = None
 
     def is_free(self, now: datetime) -> bool:
         """Whether a claim at `now` could succeed, as far as this snapshot knows."""
@@ -53,6 +59,7 @@ class CallRecordData:
     offers: int = 0
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
+    practice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from enum import StrEnum
 # One vocabulary for the core and the roster: the roster stores the states the core decides.
 from helpline_pbx.core.commands import ListenerState
 
-__all__ = ["WORD_PATTERN", "ListenerState", "Outcome", "Role"]
+__all__ = ["WORD_PATTERN", "ListenerState", "Outcome", "Presence", "Role", "SupervisionMode"]
 
 # A skill, a kind of support or a language code: the same word on a line and on a listener, or routing
 # could require what nobody can hold.
@@ -23,3 +23,19 @@ class Outcome(StrEnum):
     SERVED = "served"
     ABANDONED = "abandoned"
     FALLBACK = "fallback"
+    # The caller chose to hear the line's alternatives instead of waiting on.
+    ALTERNATIVES = "alternatives"
+
+
+class Presence(StrEnum):
+    """What the listener (or the line, for them) chose: on duty, off duty, or paused."""
+
+    OFF = "off"
+    ON = "on"
+    PAUSED = "paused"
+
+
+class SupervisionMode(StrEnum):
+    LISTEN = "listen"  # the supervisor hears both sides, nobody hears them
+    COACH = "coach"  # only the listener hears the supervisor
+    JOIN = "join"  # everyone hears everyone

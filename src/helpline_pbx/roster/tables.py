@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from helpline_pbx.roster.states import ListenerState, Outcome, Role
+from helpline_pbx.roster.states import ListenerState, Outcome, Presence, Role, SupervisionMode
 
 # Stable constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -69,6 +69,7 @@ class Listener(Base):
     __table_args__ = (
         CheckConstraint(_one_of("role", Role), name="role"),
         CheckConstraint(_one_of("state", ListenerState), name="state"),
+        CheckConstraint(_one_of("presence", Presence), name="presence"),
     )
 
     id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH), primary_key=True)
@@ -90,6 +91,18 @@ class Listener(Base):
     # What routing matches against a line's needs (lists of short words, e.g. "harcelement", "fr").
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["fr"])
+    # On duty, off duty or paused: what the listener chose (from their phone or the CLI), or what the line
+    # decided for them (paused after missed offers, a shift break). `state` says what they are doing.
+    presence: Mapped[str] = mapped_column(String(8), default=Presence.OFF.value, server_default="off")
+    presence_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    # Digits a supervisor dials to reach this listener's call ("*31" + code); never a phone number.
+    code: Mapped[str | None] = mapped_column(String(6), unique=True)
+    # In training: takes practice calls, and real ones only where a line allows it under supervision.
+    trainee: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Agreed that a supervisor may listen to their calls (trainees may always be supervised).
+    monitoring_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When the current shift began (log in, or the end of a shift break): shift limits count from here.
+    shift_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CallRecord(Base):
@@ -111,6 +124,8 @@ class CallRecord(Base):
     wait_seconds: Mapped[float] = mapped_column(Float)
     talk_seconds: Mapped[float] = mapped_column(Float)
     instance: Mapped[str] = mapped_column(String(64))
+    # A practice call ("mise en situation"): kept apart in every statistic.
+    practice: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ListenerEvent(Base):
@@ -187,3 +202,32 @@ class DailyStats(Base):
     wait_seconds_total: Mapped[float] = mapped_column(Float)
     talk_seconds_total: Mapped[float] = mapped_column(Float)
     wait_seconds_max: Mapped[float] = mapped_column(Float)
+
+
+class Debrief(Base):
+    """A listener's request for a debrief after a difficult call, listed until a supervisor handles it."""
+
+    __tablename__ = "debriefs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    listener_id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A supervisor's listener id, or "cli".
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Supervision(Base):
+    """Every time a supervisor listened to, coached or joined a listener's call: who, whom, when, how."""
+
+    __tablename__ = "supervisions"
+    __table_args__ = (CheckConstraint(_one_of("mode", SupervisionMode), name="mode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    supervisor_id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH))
+    listener_id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH))
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
+    mode: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

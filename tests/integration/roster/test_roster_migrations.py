@@ -54,6 +54,8 @@ async def test_upgrade_from_empty_reaches_head_and_matches_models(empty_database
             "daily_stats",
             "lines",
             "line_numbers",
+            "debriefs",
+            "supervisions",
         }
         assert version == _head()
         assert drift == []

@@ -117,6 +117,7 @@ async def test_no_column_can_hold_a_callers_identity(engine: AsyncEngine) -> Non
             "wait_seconds",
             "talk_seconds",
             "instance",
+            "practice",
         ]
     )
     assert sorted(events) == sorted(["id", "listener_id", "at", "state", "reason", "call_id"])
