@@ -476,10 +476,10 @@ async def _free_code(session: AsyncSession) -> str:
 
 
 def _apply_presence(listener: Listener, presence: Presence, reason: str | None, now: datetime) -> None:
-    if presence is Presence.ON and listener.presence != Presence.ON.value:
-        # A shift starts at log in, and again after a break (a pause for the shift limit).
-        if listener.presence == Presence.OFF.value or listener.presence_reason == "shift_limit":
-            listener.shift_started_at = now
+    # A shift starts at log in, and again after a break (a pause for the shift limit).
+    returning = listener.presence == Presence.OFF.value or listener.presence_reason == "shift_limit"
+    if presence is Presence.ON and listener.presence != Presence.ON.value and returning:
+        listener.shift_started_at = now
     if presence is Presence.OFF:
         listener.shift_started_at = None
     listener.presence = presence.value
