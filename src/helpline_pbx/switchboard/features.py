@@ -8,6 +8,7 @@ SIP endpoint of the channel, never from anything the phone claims.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -25,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 Result = Literal["done", "refused", "unknown", "unavailable"]
 RESULT_CONTEXT = "feature-result"
+# A feature's handler gets the phone's channel and the code's argument. It returns how it went (the phone
+# then hears it in [feature-result]), or None when it keeps the channel itself (e.g. a supervisor listening).
+Handler = Callable[[Channel, str], Awaitable[Result | str | None]]
 
 
 def endpoint_of(channel_name: str) -> str | None:
@@ -41,15 +45,20 @@ class Features:
         self._roster = roster
         self._callers = callers
         self._bar_for = timedelta(days=bar_days)
+        self.handlers: dict[str, Handler] = {"bar": self._bar}
 
     async def run(self, channel: Channel, args: list[str]) -> None:
         name = args[1] if len(args) > 1 else ""
         argument = args[2] if len(args) > 2 else ""
+        handler = self.handlers.get(name)
+        result: Result | str | None
         try:
-            result = await self._bar(channel, argument) if name == "bar" else "refused"
+            result = "refused" if handler is None else await handler(channel, argument)
         except RosterError as exc:
             log.warning("feature_failed", feature=name, error=exc.code)
             result = "unavailable"
+        if result is None:
+            return
         with contextlib.suppress(AriNotFound):
             await self._ari.continue_in_dialplan(channel.id, RESULT_CONTEXT, result, 1)
 

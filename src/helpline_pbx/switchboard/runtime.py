@@ -132,6 +132,9 @@ class Switchboard:
         self.handled_events = 0
         # Called after each decision with the event and the commands it produced (live view, tests).
         self.observers: list[Callable[[Event, list[Command]], None]] = []
+        # Called with every ARI event, after the switchboard handled it (supervision, waiting room). They
+        # run on the event loop's reader: they must not block (submit work to a lane instead).
+        self.ari_observers: list[Callable[[StreamItem], None]] = []
 
     @property
     def connections(self) -> int:
@@ -200,6 +203,8 @@ class Switchboard:
                 self.book.forget_channel(item.channel.id)
             case _:
                 pass
+        for observer in self.ari_observers:
+            observer(item)
         self.handled_events += 1
 
     def _on_stasis_start(self, event: StasisStart) -> None:
