@@ -38,6 +38,7 @@ class CallRecord:
     offers: int
     wait_seconds: float
     talk_seconds: float
+    practice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class OfferCall:
     listener_id: str
     endpoint: str
     ring_timeout: float
+    # A professional or supervisor asked into a call in progress, not a new call for them.
+    helper: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,22 @@ class ConnectCall:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinCall:
+    """Add the helper who answered to the call's conversation (three-way)."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseListener:
+    """Hang up that listener's leg of the call, which goes on without them (after a handover)."""
+
+    call_id: str
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndCall:
     """Tear down what remains of the call: legs still up, the bridge, per-call resources."""
 
@@ -81,9 +100,10 @@ class EndCall:
 
 @dataclass(frozen=True, slots=True)
 class SendToFallback:
-    """Hand the caller back to the dialplan fallback."""
+    """Hand the caller back to the dialplan: the fallback, or another context (the line's alternatives)."""
 
     call_id: str
+    context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +130,26 @@ class SetListenerState:
     call_id: str | None
     until: float | None
     reason: str | None
+    # "on", "off" or "paused" when the core changes the listener's presence itself (paused after missed
+    # offers, a shift break and its end); None leaves it.
+    presence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyListener:
+    """Call the listener's phone to say something short (e.g. "shift limit reached, take a break")."""
+
+    listener_id: str
+    endpoint: str
+    notice: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDebrief:
+    """List a debrief request for the listener's difficult call and call the supervisors on duty."""
+
+    listener_id: str
+    call_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +163,14 @@ Command = (
     OfferCall
     | CancelOffer
     | ConnectCall
+    | JoinCall
+    | ReleaseListener
     | EndCall
     | SendToFallback
     | StartTimer
     | CancelTimer
     | SetListenerState
+    | NotifyListener
+    | RequestDebrief
     | RecordCall
 )

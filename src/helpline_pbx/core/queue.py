@@ -16,32 +16,53 @@ from helpline_pbx.core.commands import (
     Command,
     ConnectCall,
     EndCall,
+    JoinCall,
     ListenerState,
+    NotifyListener,
     OfferCall,
     Outcome,
     RecordCall,
+    ReleaseListener,
+    RequestDebrief,
     SendToFallback,
     SetListenerState,
     StartTimer,
 )
 from helpline_pbx.core.events import (
     CallerArrived,
+    CallerChoseAlternatives,
     CallerLeft,
+    CallMarkedDifficult,
     CallResumed,
     ClaimFailed,
     ConnectFailed,
     DrainRequested,
     Event,
+    HelpKind,
+    HelpRequested,
     ListenerLeft,
     ListenerOffline,
     ListenerOnline,
+    ListenerPaused,
+    ListenerUpdated,
     OfferAnswered,
     OfferFailed,
+    PhoneReachability,
+    RestExtended,
     TimerFired,
     TimerKey,
 )
 from helpline_pbx.core.policy import Policy
 from helpline_pbx.core.routing import Profile, Requirements, rank
+
+ALTERNATIVES_CONTEXT = "helpline-alternatives"
+# Pause reasons the core itself decides.
+MISSED_OFFERS = "missed_offers"
+SHIFT_LIMIT = "shift_limit"
+# A help request (a professional into a call) tries this many helpers before it is given up.
+HELP_ATTEMPTS = 3
+# The states in which a listener is resting one way or another, with a timer that ends it.
+_TIMED_STATES = frozenset({ListenerState.RESTING, ListenerState.AWAITING_DEBRIEF, ListenerState.PAUSED})
 
 # Ended call ids are remembered so a late duplicate CallerArrived cannot resurrect a call;
 # bounded because the service runs for months.
@@ -73,6 +94,19 @@ class ListenerView:
     call_id: str | None
     until: float | None
     online: bool
+    reachable: bool = True
+    paused_reason: str | None = None
+    shift_calls: int = 0
+
+
+@dataclass(slots=True)
+class _Help:
+    kind: HelpKind
+    handover: bool
+    asked_by: str
+    helper_id: str | None = None
+    joined: bool = False
+    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -88,6 +122,10 @@ class _Call:
     requirements: Requirements = field(default_factory=Requirements)
     # Escalation timers still to fire, cancelled if the call ends first.
     escalations: list[TimerKey] = field(default_factory=list)
+    # Who marked it difficult during the call (the listener, or a helper who joined).
+    difficult_for: set[str] = field(default_factory=set)
+    # A help request in progress: who is asked, whether they answered, and what for.
+    help: _Help | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +140,20 @@ class _Listener:
     until: float | None = None
     rest_timer: TimerKey | None = None
     profile: Profile = field(default_factory=Profile)
+    # An unregistered phone is never rung.
+    reachable: bool = True
+    # Why they are paused (their choice, missed offers, shift limit); None when they want calls.
+    paused_reason: str | None = None
+    # Offers missed in a row (no answer, unreachable); an answer resets it.
+    missed: int = 0
+    # The current shift: since when on duty, and how many calls answered in it.
+    # None until the roster told when the shift began (a call resumed after a restart comes first).
+    on_duty_since: float | None = None
+    shift_calls: int = 0
+    # The last call they finished, for "mark it difficult" right after it.
+    last_call_id: str | None = None
+    last_call_end: float | None = None
+    last_call_marked: bool = False
 
 
 class CallQueue:
@@ -144,8 +196,39 @@ class CallQueue:
     def listeners(self) -> tuple[ListenerView, ...]:
         """Every listener ever seen, by id."""
         return tuple(
-            ListenerView(x.listener_id, x.state, x.endpoint, x.idle_since, x.call_id, x.until, x.online)
+            ListenerView(
+                x.listener_id,
+                x.state,
+                x.endpoint,
+                x.idle_since,
+                x.call_id,
+                x.until,
+                x.online,
+                x.reachable,
+                x.paused_reason,
+                x.shift_calls,
+            )
             for x in sorted(self._listeners.values(), key=lambda x: x.listener_id)
+        )
+
+    def position(self, call_id: str) -> int | None:
+        """The caller's place among those not yet connected (1 = next), in the order they are served:
+        priority, then arrival. None for a call that is connected or unknown."""
+        order = self._queue_order()
+        for index, call in enumerate(order, start=1):
+            if call.call_id == call_id:
+                return index
+        return None
+
+    def on_duty(self) -> int:
+        """How many listeners are on duty and may take calls now or after their current call or rest."""
+        return sum(1 for x in self._listeners.values() if self._is_on_duty(x))
+
+    def _queue_order(self) -> list[_Call]:
+        # Higher priority first, then arrival order (the dict's order; the sort is stable).
+        return sorted(
+            (c for c in self._calls.values() if c.state is not CallState.CONNECTED),
+            key=lambda c: -c.requirements.priority,
         )
 
     # -- decisions --------------------------------------------------------------------------
@@ -162,8 +245,24 @@ class CallQueue:
                 self._caller_left(event, now, out)
             case ListenerOnline():
                 self._listener_online(event, now, out)
+            case ListenerUpdated():
+                self._listener_updated(event)
+            case ListenerPaused():
+                self._listener_paused(event, now, out)
             case ListenerOffline():
                 self._listener_offline(event, out)
+            case PhoneReachability():
+                listener = self._listeners.get(event.listener_id)
+                if listener is not None:
+                    listener.reachable = event.reachable
+            case RestExtended():
+                self._rest_extended(event, now, out)
+            case CallMarkedDifficult():
+                self._marked_difficult(event, now, out)
+            case HelpRequested():
+                self._help_requested(event)
+            case CallerChoseAlternatives():
+                self._chose_alternatives(event, now, out)
             case ClaimFailed():
                 self._claim_failed(event, out)
             case OfferAnswered():
@@ -173,9 +272,7 @@ class CallQueue:
             case ConnectFailed():
                 self._connect_failed(event, now, out)
             case ListenerLeft():
-                call = self._call_with(event.call_id, event.listener_id, CallState.CONNECTED)
-                if call is not None:
-                    self._finish_bridged(call, now, out)
+                self._listener_left(event, now, out)
             case TimerFired():
                 self._timer_fired(event.key, now, out)
             case DrainRequested():
@@ -249,47 +346,147 @@ class CallQueue:
         out.append(EndCall(call.call_id, None))
         self._close(call, "abandoned", now, out)
 
+    def _chose_alternatives(self, event: CallerChoseAlternatives, now: float, out: list[Command]) -> None:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is CallState.CONNECTED:
+            return
+        if call.state is CallState.RINGING:
+            listener = self._withdraw_offer(call, out, cancel_offer=True)
+            self._make_available(listener, out)
+        out.append(SendToFallback(call.call_id, ALTERNATIVES_CONTEXT))
+        self._close(call, "alternatives", now, out)
+
+    # -- presence ---------------------------------------------------------------------------------
+
     def _listener_online(self, event: ListenerOnline, now: float, out: list[Command]) -> None:
         listener = self._listeners.get(event.listener_id)
         if listener is None:
-            listener = _Listener(event.listener_id, event.endpoint, idle_since=now, profile=event.profile)
+            listener = _Listener(
+                event.listener_id, event.endpoint, idle_since=now, state=ListenerState.OFFLINE
+            )
             self._listeners[listener.listener_id] = listener
-        elif listener.state is not ListenerState.OFFLINE:
-            # Skills, languages and role follow the roster, whatever the listener is doing.
-            listener.profile = event.profile
-            # Already registered: a busy or resting listener comes back to available on their own
-            # timeline, and a duplicate must not reset anyone's place among idle listeners.
-            listener.endpoint = event.endpoint
-            listener.online = True
-            return
+        # Skills, languages, role and phone follow the roster, whatever the listener is doing.
         listener.profile = event.profile
         listener.endpoint = event.endpoint
-        listener.idle_since = now if event.idle_since is None else event.idle_since
+        listener.reachable = event.reachable
+        if listener.state is ListenerState.OFFLINE:
+            # Coming on duty: a shift starts (or goes on, after a restart of the service).
+            listener.online = True
+            listener.paused_reason = event.paused
+            listener.missed = 0
+            listener.idle_since = now if event.idle_since is None else event.idle_since
+            listener.on_duty_since = now if event.on_duty_since is None else event.on_duty_since
+            listener.shift_calls = event.shift_calls
+            self._start_shift_timer(listener, now, out)
+            self._settle_next(listener, now, out)
+            return
+        if listener.on_duty_since is None:
+            # Known from a call resumed after a restart: the roster now tells when their shift began.
+            listener.on_duty_since = now if event.on_duty_since is None else event.on_duty_since
+            listener.shift_calls = max(listener.shift_calls, event.shift_calls)
+            self._start_shift_timer(listener, now, out)
+        # Already on duty: a duplicate must not reset anyone's place among idle listeners. A pause ends
+        # (their own, after missed offers, or a shift break that outlived a restart); a timed shift break
+        # runs to its end.
         listener.online = True
-        self._make_available(listener, out)
+        on_break = listener.state is ListenerState.PAUSED and listener.until is not None
+        if listener.paused_reason is not None and not on_break:
+            listener.paused_reason = None
+            listener.missed = 0
+            if listener.state is ListenerState.PAUSED:
+                self._make_available(listener, out)
+
+    def _listener_updated(self, event: ListenerUpdated) -> None:
+        listener = self._listeners.get(event.listener_id)
+        if listener is not None:
+            listener.profile = event.profile
+            listener.endpoint = event.endpoint
+
+    def _listener_paused(self, event: ListenerPaused, now: float, out: list[Command]) -> None:
+        listener = self._listeners.get(event.listener_id)
+        if listener is None or (listener.paused_reason == event.reason and listener.online):
+            return
+        if listener.state is ListenerState.OFFLINE:
+            listener.on_duty_since = now
+            listener.shift_calls = 0
+        listener.online = True
+        if listener.paused_reason == SHIFT_LIMIT and listener.state is ListenerState.PAUSED:
+            # The break runs to its end; they stay paused after it.
+            listener.paused_reason = event.reason
+            return
+        listener.paused_reason = event.reason
+        if listener.state is ListenerState.RINGING:
+            self._drop_offer_to(listener, out)
+        if listener.state in (ListenerState.AVAILABLE, ListenerState.RINGING, ListenerState.OFFLINE) or (
+            listener.state is ListenerState.PAUSED and listener.until is None
+        ):
+            self._pause_now(listener, event.reason, out, presence=None)
+        # On a call or resting: paused when it ends.
 
     def _listener_offline(self, event: ListenerOffline, out: list[Command]) -> None:
         listener = self._listeners.get(event.listener_id)
         if listener is None:
             return
         listener.online = False
+        listener.paused_reason = None
         if listener.state is ListenerState.RINGING:
-            assert listener.call_id is not None
-            self._withdraw_offer(self._calls[listener.call_id], out, cancel_offer=True)
+            self._drop_offer_to(listener, out)
         # A call or a rest in progress runs to its end; the listener goes offline after it.
-        if listener.state in (ListenerState.RINGING, ListenerState.AVAILABLE):
+        if listener.state in (ListenerState.RINGING, ListenerState.AVAILABLE, ListenerState.PAUSED):
             self._make_offline(listener, out)
 
-    def _claim_failed(self, event: ClaimFailed, out: list[Command]) -> None:
-        call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)
-        if call is None:
+    def _rest_extended(self, event: RestExtended, now: float, out: list[Command]) -> None:
+        listener = self._listeners.get(event.listener_id)
+        if listener is None:
             return
-        listener = self._withdraw_offer(call, out, cancel_offer=False)
+        extension = self._policy.rest_extension
+        resting = (ListenerState.RESTING, ListenerState.AWAITING_DEBRIEF)
+        if listener.state in resting and listener.rest_timer is not None and listener.until is not None:
+            listener.until = max(listener.until, now) + extension
+            out.append(
+                SetListenerState(listener.listener_id, listener.state, None, listener.until, "rest_extended")
+            )
+            out.append(StartTimer(listener.rest_timer, listener.until - now))
+        elif listener.state is ListenerState.AVAILABLE:
+            self._rest(listener, None, extension, "rest_extended", now, out)
+
+    def _marked_difficult(self, event: CallMarkedDifficult, now: float, out: list[Command]) -> None:
+        listener = self._listeners.get(event.listener_id)
+        if listener is None:
+            return
+        if listener.state is ListenerState.ON_CALL and listener.call_id in self._calls:
+            self._calls[listener.call_id].difficult_for.add(listener.listener_id)
+            return
+        recent = (
+            listener.last_call_end is not None
+            and now - listener.last_call_end <= self._policy.difficult_window
+            and not listener.last_call_marked
+        )
+        if recent and listener.state in (ListenerState.RESTING, ListenerState.AVAILABLE):
+            listener.last_call_marked = True
+            self._debrief_rest(listener, listener.last_call_id, now, out)
+
+    # -- offers ------------------------------------------------------------------------------------
+
+    def _claim_failed(self, event: ClaimFailed, out: list[Command]) -> None:
+        call = self._calls.get(event.call_id)
+        helping = self._helper_ringing(call, event.listener_id)
+        if helping is not None:
+            listener = self._drop_helper(helping, out, cancel_offer=False)
+        else:
+            call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)
+            if call is None:
+                return
+            listener = self._withdraw_offer(call, out, cancel_offer=False)
         # The winning instance owns the roster row now: mirroring "offline" would clobber its claim.
         listener.online = False
         listener.state = ListenerState.OFFLINE
 
     def _offer_answered(self, event: OfferAnswered, now: float, out: list[Command]) -> None:
+        helping = self._helper_ringing(self._calls.get(event.call_id), event.listener_id)
+        if helping is not None:
+            self._helper_answered(helping, now, out)
+            return
         call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)
         if call is None:
             return
@@ -297,6 +494,8 @@ class CallQueue:
         call.state = CallState.CONNECTED
         call.answered_at = now
         listener.state = ListenerState.ON_CALL
+        listener.missed = 0
+        listener.shift_calls += 1
         out.append(CancelTimer(self._ring_key(call.call_id, listener.listener_id)))
         out.append(ConnectCall(call.call_id, listener.listener_id))
         out.append(SetListenerState(listener.listener_id, ListenerState.ON_CALL, call.call_id, None, None))
@@ -313,15 +512,135 @@ class CallQueue:
         self._rest(listener, call.call_id, self._policy.missed_offer_delay, "connect_failed", now, out)
 
     def _offer_failed(self, event: OfferFailed, now: float, out: list[Command]) -> None:
-        call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)
+        helping = self._helper_ringing(self._calls.get(event.call_id), event.listener_id)
+        if helping is not None:
+            listener = self._drop_helper(helping, out, cancel_offer=False)
+        else:
+            call = self._call_with(event.call_id, event.listener_id, CallState.RINGING)
+            if call is None:
+                return
+            listener = self._withdraw_offer(call, out, cancel_offer=False)
+        if event.reason == "busy":
+            self._rest(listener, event.call_id, self._policy.declined_offer_delay, "declined_offer", now, out)
+        else:
+            self._missed(listener, event.call_id, now, out)
+
+    def _missed(self, listener: _Listener, call_id: str, now: float, out: list[Command]) -> None:
+        """An offer rang out or could not reach the phone: a short rest, or a pause after too many."""
+        listener.missed += 1
+        if self._policy.max_missed_offers and listener.missed >= self._policy.max_missed_offers:
+            listener.paused_reason = MISSED_OFFERS
+            self._pause_now(listener, MISSED_OFFERS, out, presence="paused")
+            return
+        self._rest(listener, call_id, self._policy.missed_offer_delay, "missed_offer", now, out)
+
+    # -- help within a call --------------------------------------------------------------------------
+
+    def _help_requested(self, event: HelpRequested) -> None:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.help is not None:
+            return
+        if call.listener_id != event.listener_id:
+            return
+        # The dispatch that follows every event looks for the helper, before any waiting caller.
+        call.help = _Help(event.kind, event.handover, event.listener_id)
+
+    def _find_helper(self, call: _Call, now: float, out: list[Command]) -> None:
+        assert call.help is not None
+        language = call.requirements.language
+        candidates = [
+            x
+            for x in self._listeners.values()
+            if x.state is ListenerState.AVAILABLE
+            and x.reachable
+            and x.profile.role == call.help.kind
+            and not x.profile.trainee
+            and x.listener_id != call.listener_id
+            and (language is None or language in x.profile.languages)
+        ]
+        if not candidates:
+            return
+        helper = min(candidates, key=lambda x: (x.idle_since, x.listener_id))
+        call.help.helper_id = helper.listener_id
+        call.help.attempts += 1
+        helper.state = ListenerState.RINGING
+        helper.call_id = call.call_id
+        timeout = call.requirements.ring_timeout or self._policy.ring_timeout
+        out.append(StartTimer(self._ring_key(call.call_id, helper.listener_id), timeout))
+        out.append(OfferCall(call.call_id, helper.listener_id, helper.endpoint, timeout, helper=True))
+
+    def _helper_ringing(self, call: _Call | None, listener_id: str) -> _Call | None:
+        """The call, if that listener is being asked into it as a helper and has not answered yet."""
+        if call is None or call.help is None or call.help.joined or call.help.helper_id != listener_id:
+            return None
+        return call
+
+    def _helper_answered(self, call: _Call, now: float, out: list[Command]) -> None:
+        assert call.help is not None
+        assert call.help.helper_id is not None
+        assert call.listener_id is not None
+        helper = self._listeners[call.help.helper_id]
+        call.help.joined = True
+        helper.state = ListenerState.ON_CALL
+        helper.missed = 0
+        helper.shift_calls += 1
+        out.append(CancelTimer(self._ring_key(call.call_id, helper.listener_id)))
+        out.append(JoinCall(call.call_id, helper.listener_id))
+        out.append(SetListenerState(helper.listener_id, ListenerState.ON_CALL, call.call_id, None, None))
+        if call.help.handover:
+            # The listener hands the caller over and leaves: the helper is now the call's listener.
+            first = self._listeners[call.listener_id]
+            out.append(ReleaseListener(call.call_id, first.listener_id))
+            call.listener_id = helper.listener_id
+            call.help = None
+            self._after_call(first, call, now, out)
+
+    def _drop_helper(self, call: _Call, out: list[Command], *, cancel_offer: bool) -> _Listener:
+        """Stop asking the helper who has not answered; the request stays open for another, a few times."""
+        assert call.help is not None
+        assert call.help.helper_id is not None
+        helper = self._listeners[call.help.helper_id]
+        out.append(CancelTimer(self._ring_key(call.call_id, helper.listener_id)))
+        if cancel_offer:
+            out.append(CancelOffer(call.call_id, helper.listener_id))
+        call.help.helper_id = None
+        if call.help.attempts >= HELP_ATTEMPTS:
+            call.help = None
+        helper.call_id = None
+        return helper
+
+    def _drop_offer_to(self, listener: _Listener, out: list[Command]) -> None:
+        """Withdraw whatever offer is ringing this listener's phone (a caller's or a help request)."""
+        call = self._calls.get(listener.call_id or "")
         if call is None:
             return
-        listener = self._withdraw_offer(call, out, cancel_offer=False)
-        if event.reason == "busy":
-            delay, reason = self._policy.declined_offer_delay, "declined_offer"
-        else:
-            delay, reason = self._policy.missed_offer_delay, "missed_offer"
-        self._rest(listener, call.call_id, delay, reason, now, out)
+        if self._helper_ringing(call, listener.listener_id) is not None:
+            self._drop_helper(call, out, cancel_offer=True)
+        elif call.state is CallState.RINGING and call.listener_id == listener.listener_id:
+            self._withdraw_offer(call, out, cancel_offer=True)
+
+    def _listener_left(self, event: ListenerLeft, now: float, out: list[Command]) -> None:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED:
+            return
+        help = call.help
+        if help is not None and help.joined and help.helper_id == event.listener_id:
+            # The helper leaves; the listener goes on with the caller.
+            call.help = None
+            self._after_call(self._listeners[event.listener_id], call, now, out)
+            return
+        if call.listener_id != event.listener_id:
+            return
+        if help is not None and help.joined and help.helper_id is not None:
+            # The listener leaves a three-way call: the helper goes on with the caller.
+            first = self._listeners[event.listener_id]
+            call.listener_id = help.helper_id
+            call.help = None
+            self._after_call(first, call, now, out)
+            return
+        self._finish_bridged(call, now, out)
+
+    # -- timers ------------------------------------------------------------------------------------
 
     def _timer_fired(self, key: TimerKey, now: float, out: list[Command]) -> None:
         if key.kind == "escalate":
@@ -331,21 +650,37 @@ class CallQueue:
                 call.escalations.remove(key)
             return
         if key.kind == "ring":
-            call = self._call_with(key.call_id or "", key.listener_id, CallState.RINGING)
-            if call is None:
-                return
-            missed = self._withdraw_offer(call, out, cancel_offer=True, timer_running=False)
-            delay = self._policy.missed_offer_delay
-            self._rest(missed, call.call_id, delay, "missed_offer", now, out)
+            helping = self._helper_ringing(self._calls.get(key.call_id or ""), key.listener_id)
+            if helping is not None:
+                missed = self._drop_helper(helping, out, cancel_offer=True)
+            else:
+                call = self._call_with(key.call_id or "", key.listener_id, CallState.RINGING)
+                if call is None:
+                    return
+                missed = self._withdraw_offer(call, out, cancel_offer=True, timer_running=False)
+            self._missed(missed, key.call_id or "", now, out)
             return
-        rested = self._listeners.get(key.listener_id)
+        listener = self._listeners.get(key.listener_id)
+        if listener is None:
+            return
+        if key.kind == "shift" and key.call_id is None:
+            # Time on duty is up: an idle listener goes on a break now, a busy one after their call.
+            if listener.state is ListenerState.AVAILABLE and self._shift_over(listener, now):
+                self._shift_break(listener, now, out)
+            return
         # Matching the whole key tells this rest's timer from an earlier one.
-        if rested is None or rested.state is not ListenerState.RESTING or rested.rest_timer != key:
+        if listener.state not in _TIMED_STATES or listener.rest_timer != key:
             return
-        if rested.online:
-            self._make_available(rested, out)
-        else:
-            self._make_offline(rested, out)
+        if key.kind == "shift":
+            # The break is over: a new shift starts.
+            if listener.paused_reason == SHIFT_LIMIT:
+                listener.paused_reason = None
+            listener.on_duty_since = now
+            listener.shift_calls = 0
+            self._start_shift_timer(listener, now, out)
+            self._settle_next(listener, now, out, presence="on")
+            return
+        self._settle_next(listener, now, out)
 
     def _drain(self, now: float, out: list[Command]) -> None:
         self._draining = True
@@ -359,21 +694,27 @@ class CallQueue:
     def _dispatch(self, now: float, out: list[Command]) -> None:
         if self._draining:
             return
-        # Higher priority first, then arrival order (the dict's order; the sort is stable). Each caller
-        # gets the best listener they may have: first rank of their reach, then longest idle.
-        waiting = sorted(
-            (c for c in self._calls.values() if c.state is CallState.WAITING),
-            key=lambda c: -c.requirements.priority,
-        )
-        for call in waiting:
-            available = [x for x in self._listeners.values() if x.state is ListenerState.AVAILABLE]
+        # A listener asking for help in a call comes before any waiting caller.
+        for call in [c for c in self._calls.values() if c.help is not None and c.help.helper_id is None]:
+            self._find_helper(call, now, out)
+        # Each caller, in queue order, gets the best listener they may have: first rank of their reach,
+        # then longest idle.
+        for call in [c for c in self._queue_order() if c.state is CallState.WAITING]:
+            available = [
+                x for x in self._listeners.values() if x.state is ListenerState.AVAILABLE and x.reachable
+            ]
             if not available:
                 return
+            needs = call.requirements
             waited = now - call.queued_at
+            held = not needs.wanted or any(
+                needs.wanted <= x.profile.skills for x in self._listeners.values() if self._is_on_duty(x)
+            )
             ranked = [
                 (r, x.idle_since, x.listener_id, x)
                 for x in available
-                if (r := rank(call.requirements, x.profile, waited)) is not None
+                if (needs.only_listener is None or x.listener_id == needs.only_listener)
+                and (r := rank(needs, x.profile, waited, wanted_held=held)) is not None
             ]
             if ranked:
                 best = min(ranked, key=lambda t: (t[0], t[1], t[2]))
@@ -414,41 +755,141 @@ class CallQueue:
         assert call.listener_id is not None
         listener = self._listeners[call.listener_id]
         out.append(EndCall(call.call_id, listener.listener_id))
+        help = call.help
         self._close(call, "served", now, out)
+        if help is not None and help.helper_id is not None:
+            helper = self._listeners[help.helper_id]
+            if help.joined:
+                self._after_call(helper, call, now, out)
+            else:
+                # Asked in, never answered: their ringing leg ends with the call (EndCall); not their fault.
+                out.append(CancelTimer(self._ring_key(call.call_id, helper.listener_id)))
+                helper.call_id = None
+                self._settle_next(helper, now, out)
+        call.help = None
+        self._after_call(listener, call, now, out)
+
+    def _after_call(self, listener: _Listener, call: _Call, now: float, out: list[Command]) -> None:
+        """The listener's part in a call is over: rest (the line's, or the policy's), longer if difficult."""
         listener.call_id = None
         listener.idle_since = now
-        self._rest(listener, call.call_id, self._policy.rest_after_call, "after_call", now, out)
+        listener.last_call_id = call.call_id
+        listener.last_call_end = now
+        listener.last_call_marked = listener.listener_id in call.difficult_for
+        if listener.last_call_marked:
+            self._debrief_rest(listener, call.call_id, now, out)
+            return
+        rest = call.requirements.rest_after_call
+        delay = self._policy.rest_after_call if rest is None else rest
+        self._rest(listener, call.call_id, delay, "after_call", now, out)
+
+    def _debrief_rest(self, listener: _Listener, call_id: str | None, now: float, out: list[Command]) -> None:
+        """A longer rest after a difficult call, and a debrief request for the supervisors."""
+        until = now + self._policy.rest_after_difficult
+        if listener.until is not None and listener.state is ListenerState.RESTING:
+            until = max(until, listener.until)
+        self._rest(
+            listener,
+            call_id,
+            until - now,
+            "difficult_call",
+            now,
+            out,
+            state=ListenerState.AWAITING_DEBRIEF,
+        )
+        out.append(RequestDebrief(listener.listener_id, call_id))
 
     def _rest(
         self,
         listener: _Listener,
-        call_id: str,
+        call_id: str | None,
         delay: float,
         reason: str,
         now: float,
         out: list[Command],
+        *,
+        state: ListenerState = ListenerState.RESTING,
     ) -> None:
         key = TimerKey("rest", call_id, listener.listener_id)
-        listener.state = ListenerState.RESTING
+        listener.state = state
         listener.until = now + delay
         listener.rest_timer = key
-        out.append(
-            SetListenerState(listener.listener_id, ListenerState.RESTING, None, listener.until, reason)
-        )
+        out.append(SetListenerState(listener.listener_id, state, None, listener.until, reason))
         out.append(StartTimer(key, delay))
+
+    def _settle_next(
+        self, listener: _Listener, now: float, out: list[Command], presence: str | None = None
+    ) -> None:
+        """Where a listener goes once free (after a call, a rest, a break, or on coming on duty)."""
+        if not listener.online:
+            self._make_offline(listener, out)
+        elif listener.paused_reason is not None:
+            self._pause_now(listener, listener.paused_reason, out, presence=None)
+        elif self._shift_over(listener, now):
+            self._shift_break(listener, now, out)
+        else:
+            self._settle(listener, ListenerState.AVAILABLE, out, presence)
+
+    def _pause_now(
+        self, listener: _Listener, reason: str, out: list[Command], *, presence: str | None
+    ) -> None:
+        listener.state = ListenerState.PAUSED
+        listener.call_id = None
+        listener.until = None
+        listener.rest_timer = None
+        out.append(SetListenerState(listener.listener_id, ListenerState.PAUSED, None, None, reason, presence))
+
+    def _shift_over(self, listener: _Listener, now: float) -> bool:
+        limit = self._policy.shift_limits.get(listener.profile.role)
+        if limit is None:
+            return False
+        if limit.max_calls is not None and listener.shift_calls >= limit.max_calls:
+            return True
+        since = now if listener.on_duty_since is None else listener.on_duty_since
+        return limit.max_on_duty is not None and now - since >= limit.max_on_duty
+
+    def _start_shift_timer(self, listener: _Listener, now: float, out: list[Command]) -> None:
+        limit = self._policy.shift_limits.get(listener.profile.role)
+        if limit is not None and limit.max_on_duty is not None:
+            since = now if listener.on_duty_since is None else listener.on_duty_since
+            delay = max(0.0, since + limit.max_on_duty - now)
+            out.append(StartTimer(TimerKey("shift", None, listener.listener_id), delay))
+
+    def _shift_break(self, listener: _Listener, now: float, out: list[Command]) -> None:
+        """A shift limit is reached: a break, said on the phone, recorded; a new shift after it."""
+        key = TimerKey("shift", "break", listener.listener_id)
+        listener.paused_reason = SHIFT_LIMIT
+        listener.state = ListenerState.PAUSED
+        listener.call_id = None
+        listener.until = now + self._policy.shift_break
+        listener.rest_timer = key
+        out.append(
+            SetListenerState(
+                listener.listener_id, ListenerState.PAUSED, None, listener.until, SHIFT_LIMIT, "paused"
+            )
+        )
+        out.append(StartTimer(key, self._policy.shift_break))
+        out.append(NotifyListener(listener.listener_id, listener.endpoint, "shift-limit"))
 
     def _make_available(self, listener: _Listener, out: list[Command]) -> None:
         self._settle(listener, ListenerState.AVAILABLE, out)
 
     def _make_offline(self, listener: _Listener, out: list[Command]) -> None:
-        self._settle(listener, ListenerState.OFFLINE, out)
+        self._settle(listener, ListenerState.OFFLINE, out, reason="off_duty")
 
-    def _settle(self, listener: _Listener, state: ListenerState, out: list[Command]) -> None:
+    def _settle(
+        self,
+        listener: _Listener,
+        state: ListenerState,
+        out: list[Command],
+        presence: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         listener.state = state
         listener.call_id = None
         listener.until = None
         listener.rest_timer = None
-        out.append(SetListenerState(listener.listener_id, state, None, None, None))
+        out.append(SetListenerState(listener.listener_id, state, None, None, reason, presence))
 
     def _close(self, call: _Call, outcome: Outcome, now: float, out: list[Command]) -> None:
         self._calls.pop(call.call_id, None)
@@ -470,8 +911,15 @@ class CallQueue:
             offers=call.offers,
             wait_seconds=(now if answered is None else answered) - call.queued_at,
             talk_seconds=0.0 if answered is None else now - answered,
+            practice=call.requirements.practice,
         )
         out.append(RecordCall(record))
+
+    @staticmethod
+    def _is_on_duty(listener: _Listener) -> bool:
+        return (
+            listener.online and listener.paused_reason is None and listener.state is not ListenerState.OFFLINE
+        )
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ when their reach widens: the queue order (priority, then arrival) does not depen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 VOLUNTEER = "volunteer"
 PROFESSIONAL = "professional"
@@ -36,6 +36,16 @@ class Requirements:
     urgent: bool = False
     # The line's own ring timeout, if it has one; otherwise the policy's.
     ring_timeout: float | None = None
+    # Skills the caller asked for in the menu: required while some listener on duty has them, dropped
+    # when nobody does (a caller who chose "legal" at night still reaches a listener).
+    wanted: frozenset[str] = frozenset()
+    # A practice call goes to trainees only; a real one never does unless the line allows it.
+    practice: bool = False
+    trainees_allowed: bool = False
+    # A practice call for one chosen trainee (their listener id).
+    only_listener: str | None = None
+    # The line's own minimum rest after a call, if it has one; otherwise the policy's.
+    rest_after_call: float | None = None
 
     def __post_init__(self) -> None:
         if not self.reach or self.reach[0].after != 0:
@@ -55,15 +65,28 @@ class Profile:
     role: str = VOLUNTEER
     skills: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset({"fr"})
+    trainee: bool = False
 
 
-def rank(requirements: Requirements, profile: Profile, waited: float) -> int | None:
+def rank(
+    requirements: Requirements, profile: Profile, waited: float, *, wanted_held: bool = True
+) -> int | None:
     """The listener's rank for this call after `waited` seconds (0 = tried first), or None if they may
-    not take it: a missing skill, another language, or a role the call has not reached yet."""
-    if not requirements.skills <= profile.skills:
+    not take it: a missing skill, another language, a role the call has not reached yet, or a practice
+    call for someone not in training (and the other way round).
+
+    wanted_held says whether someone on duty holds the skills the caller asked for in the menu.
+    """
+    if requirements.practice != profile.trainee and not (profile.trainee and requirements.trainees_allowed):
+        return None
+    needed = requirements.skills | requirements.wanted if wanted_held else requirements.skills
+    if not needed <= profile.skills:
         return None
     if requirements.language is not None and requirements.language not in profile.languages:
         return None
+    if requirements.practice:
+        # Trainees are tried whatever their role: the call exists for them.
+        return 0
     for index, step in enumerate(requirements.reach):
         if step.after > waited:
             return None
@@ -74,16 +97,14 @@ def rank(requirements: Requirements, profile: Profile, waited: float) -> int | N
 
 def escalated(base: Requirements, *, professionals_alone_for: float = 60.0, boost: int = 10) -> Requirements:
     """An urgent call: professionals first, everyone after a while, ahead of non-urgent callers."""
-    return Requirements(
-        skills=base.skills,
-        language=base.language,
+    return replace(
+        base,
         priority=base.priority + boost,
         reach=(
             Reach(0.0, frozenset({PROFESSIONAL})),
             Reach(professionals_alone_for, frozenset({PROFESSIONAL, SUPERVISOR, VOLUNTEER})),
         ),
         urgent=True,
-        ring_timeout=base.ring_timeout,
     )
 
 

@@ -33,7 +33,15 @@ from helpline_pbx.core import (
     TimerKey,
 )
 
-POLICY = Policy(ring_timeout=20.0, rest_after_call=30.0, missed_offer_delay=10.0, declined_offer_delay=5.0)
+POLICY = Policy(
+    ring_timeout=20.0,
+    rest_after_call=30.0,
+    missed_offer_delay=10.0,
+    declined_offer_delay=5.0,
+    # Pauses and shift breaks have tests of their own.
+    max_missed_offers=0,
+    shift_limits={},
+)
 
 
 def ring(call_id: str, listener_id: str) -> TimerKey:
@@ -300,7 +308,7 @@ def test_a_listener_going_offline_while_ringing_returns_the_caller_to_their_plac
     assert commands == [
         CancelTimer(ring("c1", "alice")),
         CancelOffer("c1", "alice"),
-        state("alice", ListenerState.OFFLINE),
+        state("alice", ListenerState.OFFLINE, reason="off_duty"),
     ]
     assert offers(queue.handle(online("bob"), 103.0)) == [("c1", "bob")]
 
@@ -315,7 +323,9 @@ def test_a_listener_going_offline_during_a_call_rests_then_stays_offline(
     feed(queue, 120.0, ListenerLeft("c1", "alice"))
     feed(queue, 125.0, CallerArrived("c2", "main"))
 
-    assert queue.handle(TimerFired(rest("c1", "alice")), 150.0) == [state("alice", ListenerState.OFFLINE)]
+    assert queue.handle(TimerFired(rest("c1", "alice")), 150.0) == [
+        state("alice", ListenerState.OFFLINE, reason="off_duty")
+    ]
     assert queue.waiting() == ("c2",)
 
 

@@ -40,7 +40,15 @@ from helpline_pbx.core import (
     TimerKey,
 )
 
-POLICY = Policy(ring_timeout=20.0, rest_after_call=30.0, missed_offer_delay=10.0, declined_offer_delay=5.0)
+POLICY = Policy(
+    ring_timeout=20.0,
+    rest_after_call=30.0,
+    missed_offer_delay=10.0,
+    declined_offer_delay=5.0,
+    # Pauses and shift breaks have tests of their own.
+    max_missed_offers=0,
+    shift_limits={},
+)
 LISTENERS = ("l0", "l1", "l2", "l3")
 REST_REASONS = {
     "after_call": POLICY.rest_after_call,

@@ -27,7 +27,15 @@ from helpline_pbx.core.routing import (
     volunteers_first,
 )
 
-POLICY = Policy(ring_timeout=20, rest_after_call=30, missed_offer_delay=10, declined_offer_delay=10)
+POLICY = Policy(
+    ring_timeout=20,
+    rest_after_call=30,
+    missed_offer_delay=10,
+    declined_offer_delay=10,
+    # Pauses and shift breaks have tests of their own.
+    max_missed_offers=0,
+    shift_limits={},
+)
 
 
 def offers(commands: list[object]) -> list[OfferCall]:
