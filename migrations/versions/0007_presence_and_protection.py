@@ -62,6 +62,14 @@ def upgrade() -> None:
         batch.create_check_constraint(op.f("ck_call_records_outcome"), NEW_OUTCOMES)
         batch.add_column(sa.Column("practice", sa.Boolean(), nullable=False, server_default=sa.false()))
 
+    # Practice calls stay apart in the statistics kept after the retention period, as do callers who chose
+    # the alternatives.
+    with op.batch_alter_table("daily_stats") as batch:
+        batch.add_column(sa.Column("practice", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("alternatives", sa.Integer(), nullable=False, server_default="0"))
+        batch.drop_constraint(op.f("pk_daily_stats"), type_="primary")
+        batch.create_primary_key(op.f("pk_daily_stats"), ["day", "line", "practice"])
+
     with op.batch_alter_table("lines") as batch:
         batch.add_column(sa.Column("rest_after_call", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("announce_every", sa.Integer(), nullable=True))
@@ -116,6 +124,11 @@ def downgrade() -> None:
         for column in ("trainees_allowed", "practice", "max_wait", "choice_after", "announce_every"):
             batch.drop_column(column)
         batch.drop_column("rest_after_call")
+    with op.batch_alter_table("daily_stats") as batch:
+        batch.drop_constraint(op.f("pk_daily_stats"), type_="primary")
+        batch.create_primary_key(op.f("pk_daily_stats"), ["day", "line"])
+        batch.drop_column("alternatives")
+        batch.drop_column("practice")
     with op.batch_alter_table("call_records") as batch:
         batch.drop_column("practice")
         batch.drop_constraint(op.f("ck_call_records_outcome"), type_="check")

@@ -1,4 +1,4 @@
-"""The `helpline-pbx` command: serve, db upgrade, listeners, welcome, check."""
+"""The `helpline-pbx` command: serve, db upgrade, listeners, debriefs, welcome, check."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpline_pbx import lines_cli
 from helpline_pbx.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
+    from helpline_pbx.roster.repository import Roster
+    from helpline_pbx.roster.snapshots import ListenerSnapshot
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
@@ -58,8 +65,41 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--skill", action="append", help="the listener's skills (replaces them; repeatable)")
     edit.add_argument("--no-skill", action="store_true", help="remove every skill")
     edit.add_argument("--language", action="append", help="the languages spoken (replaces them; repeatable)")
+    trainee = edit.add_mutually_exclusive_group()
+    trainee.add_argument(
+        "--trainee", dest="trainee", action="store_const", const=True, help="in training (practice calls)"
+    )
+    trainee.add_argument("--no-trainee", dest="trainee", action="store_const", const=False)
+    consent = edit.add_mutually_exclusive_group()
+    consent.add_argument(
+        "--consent",
+        dest="consent",
+        action="store_const",
+        const=True,
+        help="agreed that a supervisor may listen to, coach or join their calls",
+    )
+    consent.add_argument("--no-consent", dest="consent", action="store_const", const=False)
     rm = l_sub.add_parser("remove", help="remove a listener (their call records stay, anonymous)")
     rm.add_argument("listener", help="id, endpoint or pseudonym")
+    show = l_sub.add_parser("show", help="one listener: presence, state, short code, training")
+    show.add_argument("listener", help="id, endpoint, pseudonym or short code")
+    # The same as the codes on the listener's phone; the service takes the change at its next roster poll.
+    for name, what in (
+        ("login", "put the listener on duty (as *11 on their phone)"),
+        ("logout", "take the listener off duty (as *12)"),
+        ("resume", "end the listener's pause (as *14)"),
+    ):
+        presence = l_sub.add_parser(name, help=what)
+        presence.add_argument("listener", help="id, endpoint, pseudonym or short code")
+    pause = l_sub.add_parser("pause", help="pause the listener: no call until they resume (as *13)")
+    pause.add_argument("listener", help="id, endpoint, pseudonym or short code")
+    pause.add_argument("--reason", default="break", help='why, in a few words (default "break")')
+
+    debriefs = sub.add_parser("debriefs", help="debrief requests after calls listeners marked difficult")
+    d_sub = debriefs.add_subparsers(dest="debriefs_command", required=True)
+    d_sub.add_parser("list", help="requests not handled yet, oldest first")
+    handle = d_sub.add_parser("handle", help="close a listener's open requests (as *41 + their code)")
+    handle.add_argument("listener", help="id, endpoint, pseudonym or short code")
 
     callers = sub.add_parser(
         "callers", help="bar abusive callers, by call code only (no number is ever shown)"
@@ -98,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case "listeners":
                 return asyncio.run(_listeners(args))
+            case "debriefs":
+                return asyncio.run(_debriefs(args))
             case "callers":
                 return asyncio.run(_callers(args))
             case "purge":
@@ -164,13 +206,14 @@ async def _listeners(args: argparse.Namespace) -> int:
             case "list":
                 rows = await roster.list_listeners(active_only=args.active)
                 print(
-                    f"{'id':<12} {'pseudonym':<20} {'endpoint':<20} {'role':<13} {'active':<6} {'state':<10}"
-                    " languages / skills"
+                    f"{'id':<12} {'pseudonym':<20} {'endpoint':<20} {'role':<13} {'active':<6} "
+                    f"{'presence':<8} {'state':<16} {'code':<6} languages / skills"
                 )
                 for r in rows:
                     print(
                         f"{r.id:<12} {r.pseudonym:<20} {r.endpoint:<20} {r.role.value:<13} "
-                        f"{'yes' if r.active else 'no':<6} {r.state.value:<10} "
+                        f"{'yes' if r.active else 'no':<6} {r.presence.value:<8} {r.state.value:<16} "
+                        f"{r.code or '-':<6} "
                         f"{','.join(sorted(r.languages))} / {','.join(sorted(r.skills)) or '-'}"
                     )
             case "edit":
@@ -183,6 +226,8 @@ async def _listeners(args: argparse.Namespace) -> int:
                     regenerate_secret=args.new_password,
                     skills=[] if args.no_skill else args.skill,
                     languages=args.language,
+                    trainee=args.trainee,
+                    monitoring_consent=args.consent,
                 )
                 print(f"edited {edited.id}  pseudonym={edited.pseudonym}  role={edited.role.value}")
                 if args.new_password:
@@ -190,6 +235,85 @@ async def _listeners(args: argparse.Namespace) -> int:
             case "remove":
                 removed = await roster.remove_listener(args.listener)
                 print(f"removed {removed.id} ({removed.pseudonym})")
+            case "show":
+                _print_listener(await roster.get_listener(args.listener))
+            case "login" | "logout" | "resume" | "pause":
+                return await _set_presence(roster, args)
+        return 0
+    except RosterError as exc:
+        print(f"helpline-pbx: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await engine.dispose()
+
+
+_PRESENCE_OF = {"login": "on", "resume": "on", "logout": "off", "pause": "paused"}
+_PRESENCE_SAID = {"on": "on duty", "off": "off duty", "paused": "paused"}
+
+
+async def _set_presence(roster: Roster, args: argparse.Namespace) -> int:
+    presence = _PRESENCE_OF[args.listeners_command]
+    reason = None
+    if presence == "paused":
+        reason = args.reason.strip()
+        if not reason:
+            print("helpline-pbx: a pause needs a reason of a few words", file=sys.stderr)
+            return EXIT_FAILED
+    changed = await roster.set_presence(args.listener, presence, reason=reason, now=datetime.now(UTC))
+    why = f" ({changed.presence_reason})" if changed.presence_reason else ""
+    print(f"{changed.pseudonym} ({changed.id}) is {_PRESENCE_SAID[presence]}{why}")
+    print("  the service takes it within a few seconds; calls in progress and rests run to their end")
+    return 0
+
+
+def _print_listener(r: ListenerSnapshot) -> None:
+    def when(value: datetime | None) -> str:
+        return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+    presence = r.presence.value + (f" ({r.presence_reason})" if r.presence_reason else "")
+    state = r.state.value
+    if r.state_until is not None:
+        state += f" until {when(r.state_until)}"
+    if r.state_reason:
+        state += f" ({r.state_reason})"
+    print(f"{r.id}  {r.pseudonym}")
+    print(f"  endpoint:   {r.endpoint}")
+    print(f"  role:       {r.role.value}{'' if r.active else ' (inactive)'}")
+    print(f"  presence:   {presence}")
+    print(f"  state:      {state}  since {when(r.state_changed_at)}")
+    print(f"  shift from: {when(r.shift_started_at)}")
+    print(f"  code:       {r.code or '-'}  (supervisors dial *31/*32/*33 or *41 + this code)")
+    print(f"  trainee:    {'yes' if r.trainee else 'no'}")
+    print(f"  consent:    {'yes' if r.monitoring_consent else 'no'}  (a supervisor may listen in)")
+    print(f"  languages:  {','.join(sorted(r.languages))}  skills: {','.join(sorted(r.skills)) or '-'}")
+
+
+async def _debriefs(args: argparse.Namespace) -> int:
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.roster.debriefs import Debriefs
+    from helpline_pbx.roster.errors import RosterError
+    from helpline_pbx.roster.repository import Roster
+
+    engine = make_engine(_database_url())
+    debriefs = Debriefs(engine)
+    try:
+        match args.debriefs_command:
+            case "list":
+                listeners = {r.id: r for r in await Roster(engine).list_listeners()}
+                print(f"{'request':<8} {'asked (UTC)':<17} {'listener':<20} {'code':<6} call")
+                for d in await debriefs.open():
+                    who = listeners.get(d.listener_id)
+                    name = who.pseudonym if who else f"({d.listener_id}, removed)"
+                    code = (who.code if who else None) or "-"
+                    print(
+                        f"{d.id:<8} {d.requested_at:%Y-%m-%d %H:%M} {name:<20} {code:<6} {d.call_id or '-'}"
+                    )
+            case "handle":
+                handled = await debriefs.handle(args.listener, "cli", datetime.now(UTC))
+                if handled == 0:
+                    print(f"helpline-pbx: no open debrief request for {args.listener!r}", file=sys.stderr)
+                    return EXIT_FAILED
+                print(f"{handled} debrief request{'s' if handled > 1 else ''} of {args.listener} handled")
         return 0
     except RosterError as exc:
         print(f"helpline-pbx: {exc}", file=sys.stderr)

@@ -73,6 +73,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         help="volunteers are tried first; after this many seconds of waiting, professionals too",
     )
+    _add_waiting_options(add)
+    add.add_argument("--practice", action="store_true", help="a training line: calls reach trainees only")
+    add.add_argument(
+        "--trainees-allowed", action="store_true", help="real calls may reach trainees (under supervision)"
+    )
     add.add_argument("--inactive", action="store_true", help="create it inactive (takes no calls)")
 
     lst = sub.add_parser("list", help="list lines, and whether each is open now")
@@ -109,12 +114,53 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     reach = edit.add_mutually_exclusive_group()
     reach.add_argument("--professionals-after", type=int, help="volunteers first, professionals after N s")
     reach.add_argument("--everyone-at-once", action="store_true", help="any role may take calls at once")
+    _add_waiting_options(edit, removable=True)
+    practice = edit.add_mutually_exclusive_group()
+    practice.add_argument("--practice", dest="practice", action="store_const", const=True)
+    practice.add_argument("--no-practice", dest="practice", action="store_const", const=False)
+    trainees = edit.add_mutually_exclusive_group()
+    trainees.add_argument("--trainees-allowed", dest="trainees_allowed", action="store_const", const=True)
+    trainees.add_argument("--no-trainees", dest="trainees_allowed", action="store_const", const=False)
     active = edit.add_mutually_exclusive_group()
     active.add_argument("--activate", dest="active", action="store_const", const=True)
     active.add_argument("--deactivate", dest="active", action="store_const", const=False)
 
     rm = sub.add_parser("remove", help="remove a line and its numbers (call records keep its name)")
     rm.add_argument("line", help="id, name or number")
+
+
+# The line's durations in seconds: the option, what it means.
+WAITING_OPTIONS = {
+    "rest_after_call": "minimum rest of a listener after a call on this line",
+    "announce_every": "tell waiting callers their position and estimated wait every N s",
+    "choice_after": "after N s of waiting, offer to keep the place or hear the alternatives",
+    "max_wait": "an estimated wait above N s: callers first hear the overloaded message",
+}
+
+
+def _add_waiting_options(parser: argparse.ArgumentParser, *, removable: bool = False) -> None:
+    for key, meaning in WAITING_OPTIONS.items():
+        option = "--" + key.replace("_", "-")
+        if removable:
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(option, type=int, metavar="SECONDS", help=meaning)
+            group.add_argument("--no-" + key.replace("_", "-"), action="store_true", help="remove it")
+        else:
+            parser.add_argument(option, type=int, metavar="SECONDS", help=meaning)
+
+
+def _waiting_changes(args: argparse.Namespace) -> dict[str, object]:
+    from helpline_pbx.roster.lines import UNSET
+
+    changes: dict[str, object] = {}
+    for key in WAITING_OPTIONS:
+        if getattr(args, "no_" + key, False):
+            changes[key] = None
+        elif getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+        else:
+            changes[key] = UNSET
+    return changes
 
 
 def _add_exception_options(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +228,12 @@ async def _add(lines: Lines, args: argparse.Namespace) -> None:
         ring_timeout=args.ring_timeout,
         professionals_after=args.professionals_after,
         repeat_hint=args.repeat_hint,
+        rest_after_call=args.rest_after_call,
+        announce_every=args.announce_every,
+        choice_after=args.choice_after,
+        max_wait=args.max_wait,
+        practice=args.practice,
+        trainees_allowed=args.trainees_allowed,
         active=not args.inactive,
     )
     print(f"added {added.id}  name={added.name}  label={added.label}")
@@ -246,7 +298,10 @@ async def _edit(lines: Lines, args: argparse.Namespace) -> None:
             if args.professionals_after is not None
             else UNSET
         ),
+        practice=args.practice,
+        trainees_allowed=args.trainees_allowed,
         active=args.active,
+        **_waiting_changes(args),  # type: ignore[arg-type]
     )
     print(f"edited {edited.id}  name={edited.name}  label={edited.label}")
 
@@ -262,6 +317,10 @@ def _special_hours(texts: Iterable[str]) -> list[tuple[date, DayRanges]]:
 def _message_changes(args: argparse.Namespace) -> dict[str, str]:
     changes = {kind: getattr(args, f"{kind}_message") for kind in ("closed", "overloaded", "alternatives")}
     return {kind: value for kind, value in changes.items() if value is not None}
+
+
+def _seconds(value: int | None, none: str, prefix: str = "") -> str:
+    return none if value is None else f"{prefix}{value} s"
 
 
 def _now_text(line: LineSnapshot, now: datetime) -> str:
@@ -307,6 +366,12 @@ def _print_line(line: LineSnapshot) -> None:
             f"alternatives={line.messages.alternatives}",
         ),
         ("ring timeout", timeout),
+        ("rest after", _seconds(line.rest_after_call, "service default")),
+        ("announce", _seconds(line.announce_every, "never", "every ")),
+        ("choice after", _seconds(line.choice_after, "never")),
+        ("max wait", _seconds(line.max_wait, "no limit")),
+        ("practice", "yes: trainees only" if line.practice else "no"),
+        ("trainees", "allowed (supervised)" if line.trainees_allowed else "not on real calls"),
         ("active", "yes" if line.active else "no"),
         ("now", _now_text(line, now)),
     ]

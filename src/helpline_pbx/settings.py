@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from helpline_pbx.core.policy import ShiftLimit
+from helpline_pbx.core.routing import ALL_ROLES
+
+_SHIFT_ENTRY = re.compile(r"(?P<role>[a-z]+)=(?P<hours>\d+(?:\.\d+)?)h(?:/(?P<calls>\d+))?")
+
+
+def parse_shift_limits(text: str) -> dict[str, ShiftLimit]:
+    """ "volunteer=4h/12,supervisor=8h" -> limits per role; "none" or "" -> no limit."""
+    limits: dict[str, ShiftLimit] = {}
+    if text.strip().lower() in ("", "none"):
+        return limits
+    for entry in text.split(","):
+        match = _SHIFT_ENTRY.fullmatch(entry.strip())
+        if match is None or match["role"] not in ALL_ROLES:
+            raise ValueError(
+                f"shift limit {entry.strip()!r} is not ROLE=HOURSh or ROLE=HOURSh/CALLS with ROLE one of "
+                + ", ".join(sorted(ALL_ROLES))
+            )
+        calls = int(match["calls"]) if match["calls"] else None
+        limits[match["role"]] = ShiftLimit(max_on_duty=float(match["hours"]) * 3600, max_calls=calls)
+    return limits
+
 
 # Secrets that ship in samples and tutorials: a line must never run with one of them.
 _DEFAULT_SECRETS = frozenset(
@@ -38,6 +62,17 @@ class Settings(BaseSettings):
     rest_after_call: float = Field(default=30.0, ge=0, le=3600)
     missed_offer_delay: float = Field(default=10.0, ge=0, le=3600)
     declined_offer_delay: float = Field(default=10.0, ge=0, le=3600)
+    # Listeners' protection: a pause after this many offers missed in a row (0: never), what one "more
+    # rest" adds, the rest after a difficult call (awaiting a debrief), how long after a call it may still be
+    # marked difficult, the break after a shift limit.
+    max_missed_offers: int = Field(default=3, ge=0, le=20)
+    rest_extension: float = Field(default=120.0, ge=0, le=3600)
+    rest_after_difficult: float = Field(default=600.0, ge=0, le=7200)
+    difficult_window: float = Field(default=600.0, ge=0, le=7200)
+    shift_break: float = Field(default=900.0, ge=0, le=7200)
+    # Per role: hours on duty, then optionally a number of calls, before a break: "volunteer=4h/12,...";
+    # "none" for no limit at all.
+    shift_limits: str = "volunteer=4h/12,professional=6h/20,supervisor=8h"
     roster_poll_interval: float = Field(default=2.0, gt=0, le=60)
     drain_timeout: float = Field(default=3600.0, ge=0)
     # If the service dies, waiting callers go to the fallback after this long (Asterisk's own timer).
@@ -62,12 +97,24 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1, le=3650)
     # How long a bar made by a supervisor from their phone (*86 + call code) lasts.
     bar_days: float = Field(default=30.0, gt=0, le=366)
+    # A listener hears a beep when a supervisor starts listening or coaching; everyone in the call hears it
+    # when a supervisor joins.
+    supervision_tone: bool = False
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:
         # Fail fast: read the secret now so a missing file or a sample password stops start-up.
         self.ari_secret()
         return self
+
+    @field_validator("shift_limits")
+    @classmethod
+    def _shift_limits_parse(cls, value: str) -> str:
+        parse_shift_limits(value)
+        return value
+
+    def shift_limit_map(self) -> dict[str, ShiftLimit]:
+        return parse_shift_limits(self.shift_limits)
 
     def did_list(self) -> tuple[str, ...]:
         return tuple(d.strip() for d in self.dids.split(",") if d.strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,15 @@ LINE = "0800123456"
 # Test callers: a fictitious number (the ARCEP range reserved for fiction) and name.
 CALLER_NUMBER = "0639981234"
 CALLER_NAME = "Jeanne Exemple"
-FAST = Policy(ring_timeout=4.0, rest_after_call=1.0, missed_offer_delay=1.0, declined_offer_delay=1.0)
+FAST = Policy(
+    ring_timeout=4.0,
+    rest_after_call=1.0,
+    missed_offer_delay=1.0,
+    declined_offer_delay=1.0,
+    # Pauses after missed offers and shift breaks have tests of their own.
+    max_missed_offers=0,
+    shift_limits={},
+)
 
 
 @pytest.fixture
@@ -179,11 +188,24 @@ async def service(
 
 
 async def add_listener(
-    roster: Roster, pseudonym: str, role: str = "volunteer", skills: tuple[str, ...] = ()
+    roster: Roster,
+    pseudonym: str,
+    role: str = "volunteer",
+    skills: tuple[str, ...] = (),
+    *,
+    on_duty: bool = True,
+    trainee: bool = False,
+    monitoring_consent: bool = False,
 ) -> ListenerSnapshot:
-    # A fresh endpoint name per test: a registration left by an earlier test can never answer for it.
+    """A listener with a fresh endpoint name (a registration left by an earlier test can never answer for
+    it), logged in unless on_duty=False."""
     endpoint = f"{pseudonym.lower()}-{secrets.token_hex(3)}"
-    return await roster.add_listener(pseudonym, endpoint, role, skills=skills)
+    listener = await roster.add_listener(
+        pseudonym, endpoint, role, skills=skills, trainee=trainee, monitoring_consent=monitoring_consent
+    )
+    if on_duty:
+        listener = await roster.set_presence(listener.id, "on", now=datetime.now(UTC))
+    return listener
 
 
 async def online_phone(
@@ -194,13 +216,20 @@ async def online_phone(
     *,
     pause_ms: int | None = None,
 ) -> SippProcess:
-    """Wait until the service pushed the listener's account, then register a softphone for it."""
+    """Log the listener in (as the CLI does), wait until the service pushed their account and put them on
+    duty, register a softphone for it, and wait until the service knows the phone is reachable."""
+    await svc.roster.set_presence(listener.id, "on", now=datetime.now(UTC))
     await svc.decisions.wait_for(
         lambda: svc.board.queue.listener_state(listener.id) is not None, 10, "listener known"
     )
     phone = sipp.softphone(listener, answer, pause_ms=pause_ms)
     await wait_registered(svc.ari, listener.endpoint)
+    await svc.decisions.wait_for(lambda: _reachable(svc, listener.id), 10, "phone reachable")
     return phone
+
+
+def _reachable(svc: RunningService, listener_id: str) -> bool:
+    return any(view.listener_id == listener_id and view.reachable for view in svc.board.queue.listeners())
 
 
 @pytest.fixture

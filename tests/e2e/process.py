@@ -44,6 +44,8 @@ class ServiceProcess:
             "HELPLINE_AGI_PORT": "0",
             "HELPLINE_RING_TIMEOUT": "5",
             "HELPLINE_REST_AFTER_CALL": "1",
+            "HELPLINE_MAX_MISSED_OFFERS": "0",
+            "HELPLINE_SHIFT_LIMITS": "none",
             "HELPLINE_MISSED_OFFER_DELAY": "1",
             "HELPLINE_DECLINED_OFFER_DELAY": "1",
             "HELPLINE_ROSTER_POLL_INTERVAL": "0.5",

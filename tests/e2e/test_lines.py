@@ -124,7 +124,7 @@ async def test_the_menu_sends_a_legal_question_to_a_listener_trained_for_it(
     [record] = await svc.decisions.wait_records(1, timeout=40)
     assert record.listener_id == lawyer.id
     [arrived] = [e for e in svc.decisions.events() if type(e).__name__ == "CallerArrived"]
-    assert "juridique" in arrived.requirements.skills  # type: ignore[attr-defined]
+    assert "juridique" in arrived.requirements.wanted  # type: ignore[attr-defined]
     assert (await caller.wait_async(20)).exit_code == 0, caller.errors()
 
 

@@ -398,6 +398,9 @@ def _service_env(plan: LoadPlan, target: AsteriskTarget, workdir: Path) -> dict[
         HELPLINE_KEYS_DIR=str(workdir / "keys"),
         HELPLINE_RING_TIMEOUT=f"{plan.ring_timeout:g}",
         HELPLINE_REST_AFTER_CALL=f"{plan.rest_after_call:g}",
+        # A load run measures the call path: listeners are never paused for misses nor sent on breaks.
+        HELPLINE_MAX_MISSED_OFFERS="0",
+        HELPLINE_SHIFT_LIMITS="none",
         HELPLINE_MISSED_OFFER_DELAY="1",
         HELPLINE_DECLINED_OFFER_DELAY="1",
         # Every load caller has a number of their own, but a long soak reuses them.
@@ -430,6 +433,7 @@ async def _add_listener(env: dict[str, str], number: int, run: str) -> LoadListe
     match = _ADDED.search(out)
     if match is None:
         raise RuntimeError("`helpline-pbx listeners add` printed no SIP account")
+    await _cli_run(env, "listeners", "login", match["id"])
     return LoadListener(match["id"], match["user"], match["secret"])
 
 

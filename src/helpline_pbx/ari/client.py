@@ -278,6 +278,31 @@ class AriClient:
             json={"variables": dict(variables)} if variables else None,
         )
 
+    async def originate_to_dialplan(
+        self,
+        channel_id: str,
+        endpoint: str,
+        *,
+        context: str,
+        extension: str,
+        caller_id: str | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, in seconds
+    ) -> Channel:
+        """Dial ``endpoint`` and, once answered, run the dialplan at ``context``/``extension``, priority 1."""
+        return await self._one(
+            Channel,
+            "POST",
+            f"/channels/{segment(channel_id)}",
+            params={
+                "endpoint": endpoint,
+                "context": context,
+                "extension": extension,
+                "priority": 1,
+                "callerId": caller_id,
+                "timeout": timeout,
+            },
+        )
+
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self.request("DELETE", f"/channels/{segment(channel_id)}", params={"reason": reason})
 
@@ -312,6 +337,41 @@ class AriClient:
             "POST",
             f"/channels/{segment(channel_id)}/play/{segment(playback_id)}",
             params={"media": _comma_list(media)},
+        )
+
+    async def stop_playback(self, playback_id: str) -> None:
+        """Stop a playback (or cancel it if it has not started); AriNotFound once it is over."""
+        await self.request("DELETE", f"/playbacks/{segment(playback_id)}")
+
+    async def snoop(
+        self,
+        channel_id: str,
+        snoop_id: str,
+        *,
+        app: str,
+        spy: str = "none",
+        whisper: str = "none",
+        app_args: str | Sequence[str] = (),
+    ) -> Channel:
+        """A channel (id ``snoop_id``) that hears and/or speaks into ``channel_id``, placed in Stasis ``app``.
+
+        ``spy``: which of the channel's audio the snoop hears ("in": what the channel sends, "out": what it
+        is sent, "both", "none"); ``whisper``: where the snoop's own audio goes, in the same terms ("out":
+        only the channel's device hears it).
+        """
+        args = [app_args] if isinstance(app_args, str) else list(app_args)
+        if any("," in a for a in args):
+            raise ValueError("Stasis arguments cannot contain commas")
+        return await self._one(
+            Channel,
+            "POST",
+            f"/channels/{segment(channel_id)}/snoop/{segment(snoop_id)}",
+            params={
+                "spy": spy,
+                "whisper": whisper,
+                "app": app,
+                "appArgs": ",".join(args) if args else None,
+            },
         )
 
     async def get_channel(self, channel_id: str) -> Channel:

@@ -50,15 +50,17 @@ async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Reten
         )
         for record in old_calls:
             day = record.queued_at.date().isoformat()
-            stats = await session.get(DailyStats, (day, record.line))
+            stats = await session.get(DailyStats, (day, record.line, record.practice))
             if stats is None:
                 stats = DailyStats(
                     day=day,
                     line=record.line,
+                    practice=record.practice,
                     calls=0,
                     served=0,
                     abandoned=0,
                     fallback=0,
+                    alternatives=0,
                     wait_seconds_total=0.0,
                     talk_seconds_total=0.0,
                     wait_seconds_max=0.0,
@@ -68,6 +70,7 @@ async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Reten
             stats.served += record.outcome == "served"
             stats.abandoned += record.outcome == "abandoned"
             stats.fallback += record.outcome == "fallback"
+            stats.alternatives += record.outcome == "alternatives"
             stats.wait_seconds_total += record.wait_seconds
             stats.talk_seconds_total += record.talk_seconds
             stats.wait_seconds_max = max(stats.wait_seconds_max, record.wait_seconds)

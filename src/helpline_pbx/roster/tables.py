@@ -195,10 +195,13 @@ class DailyStats(Base):
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
     line: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Practice calls are counted apart from real ones.
+    practice: Mapped[bool] = mapped_column(primary_key=True, default=False, server_default=false())
     calls: Mapped[int] = mapped_column(Integer)
     served: Mapped[int] = mapped_column(Integer)
     abandoned: Mapped[int] = mapped_column(Integer)
     fallback: Mapped[int] = mapped_column(Integer)
+    alternatives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     wait_seconds_total: Mapped[float] = mapped_column(Float)
     talk_seconds_total: Mapped[float] = mapped_column(Float)
     wait_seconds_max: Mapped[float] = mapped_column(Float)

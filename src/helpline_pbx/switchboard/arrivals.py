@@ -3,6 +3,7 @@ needs from a listener, and what a listener offers. Pure rules, used by the runti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -13,7 +14,12 @@ from helpline_pbx.roster.snapshots import ListenerSnapshot
 
 def profile_of(listener: ListenerSnapshot) -> Profile:
     """What the core needs to know of a listener to route calls."""
-    return Profile(role=listener.role.value, skills=listener.skills, languages=listener.languages)
+    return Profile(
+        role=listener.role.value,
+        skills=listener.skills,
+        languages=listener.languages,
+        trainee=listener.trainee,
+    )
 
 
 URGENT_CHOICE = "9"
@@ -34,23 +40,39 @@ def line_verdict(
     return line
 
 
-def requirements_of(line: LineSnapshot | None, choice: str = "") -> Requirements:
-    """What a call on this line needs, given the caller's menu choice ("1".."8": a kind of support, which
-    becomes a required skill; "9": urgent, professionals first; "": no choice)."""
+def requirements_of(
+    line: LineSnapshot | None,
+    choice: str = "",
+    listener_by_code: Callable[[str], str | None] = lambda code: None,
+) -> Requirements:
+    """What a call on this line needs, given the caller's menu choice.
+
+    On a line of several kinds of support, "1".."8" is a kind, wanted as a skill (dropped when nobody on
+    duty has it), "9" is urgent (professionals first), "" no choice. On a practice line, the choice is
+    the short code of the trainee the trainer wants to reach ("" or an unknown code: any trainee).
+    """
     if line is None:
         return Requirements()
-    skills = set(line.skills)
-    if choice.isdigit() and 1 <= int(choice) <= len(line.support) and choice != URGENT_CHOICE:
-        skills.add(line.support[int(choice) - 1])
+    wanted: frozenset[str] = frozenset()
+    only_listener = None
+    if line.practice:
+        only_listener = listener_by_code(choice) if choice else None
+    elif choice.isdigit() and 1 <= int(choice) <= len(line.support) and choice != URGENT_CHOICE:
+        wanted = frozenset({line.support[int(choice) - 1]})
     needs = Requirements(
-        skills=frozenset(skills),
+        skills=frozenset(line.skills),
+        wanted=wanted,
         language=line.language,
         ring_timeout=float(line.ring_timeout) if line.ring_timeout else None,
         reach=Requirements().reach
         if line.professionals_after is None
         else volunteers_first(float(line.professionals_after)),
+        practice=line.practice,
+        trainees_allowed=line.trainees_allowed,
+        only_listener=only_listener,
+        rest_after_call=None if line.rest_after_call is None else float(line.rest_after_call),
     )
-    return escalated(needs) if choice == URGENT_CHOICE else needs
+    return escalated(needs) if choice == URGENT_CHOICE and not line.practice else needs
 
 
 def caller_args(args: list[str]) -> tuple[str, str | None, int, str]:

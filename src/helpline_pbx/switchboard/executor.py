@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -29,19 +30,25 @@ from helpline_pbx.core import (
     ConnectFailed,
     EndCall,
     Event,
+    JoinCall,
     ListenerState,
+    NotifyListener,
     OfferCall,
     OfferFailed,
     RecordCall,
+    ReleaseListener,
+    RequestDebrief,
     SendToFallback,
     SetListenerState,
     StartTimer,
     TimerFired,
     TimerKey,
 )
+from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import DatabaseUnavailable, RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
+from helpline_pbx.roster.states import Presence, Role
 from helpline_pbx.switchboard.legs import Call, LegBook
 from helpline_pbx.switchboard.workers import Lanes
 
@@ -51,6 +58,10 @@ Feed = Callable[[Event], None]
 
 
 T = TypeVar("T")
+
+# Where a phone called to hear a short notice lands (the notice's name is the extension).
+NOTICE_CONTEXT = "listener-notice"
+NOTICE_RING_SECONDS = 30
 
 # A database that is locked or restarting gets this long before a decision's write is given up.
 DB_RETRY_FOR = 30.0
@@ -96,8 +107,10 @@ class Executor:
         holding_bridge: str,
         fallback_context: str,
         service_grace: float = 60.0,
+        debriefs: Debriefs | None = None,
     ) -> None:
         self._ari = ari
+        self._debriefs = debriefs
         self._roster = roster
         self._book = book
         self._feed = feed
@@ -132,10 +145,25 @@ class Executor:
                 self.lanes.submit(f"call:{command.call_id}", lambda: self._connect(command))
             case EndCall():
                 self.lanes.submit(f"call:{command.call_id}", lambda: self._end(command))
+            case JoinCall():
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._join(command))
+            case ReleaseListener():
+                self._book.withdraw_offer(command.call_id, command.listener_id)
+                self.lanes.submit(f"call:{command.call_id}", lambda: self._release(command))
             case SendToFallback():
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._to_fallback(command.call_id))
+                self.lanes.submit(
+                    f"call:{command.call_id}",
+                    lambda: self._to_fallback(command.call_id, command.context or self._fallback),
+                )
             case SetListenerState():
                 self.lanes.submit(f"listener:{command.listener_id}", lambda: self._set_state(command))
+            case NotifyListener():
+                self.lanes.submit(
+                    f"notice:{command.listener_id}",
+                    lambda: self._notify(command.listener_id, command.endpoint, command.notice),
+                )
+            case RequestDebrief():
+                self.lanes.submit("records", lambda: self._request_debrief(command))
             case RecordCall():
                 self.lanes.submit("records", lambda: self._record(command))
 
@@ -290,7 +318,27 @@ class Executor:
         # Even when every leg was already gone (and the book forgot the call), the bridge may remain.
         await self._destroy_bridge(talk_bridge_id(command.call_id))
 
-    async def _to_fallback(self, call_id: str) -> None:
+    async def _join(self, command: JoinCall) -> None:
+        """A helper answered: into the conversation with the caller and the listener."""
+        channel_id = self._book.listener_channel(command.call_id, command.listener_id)
+        if channel_id is None:
+            return
+        try:
+            await self._ari.add_channel(talk_bridge_id(command.call_id), channel_id)
+        except AriError as exc:
+            # The call ended meanwhile, or the bridge is gone: the helper's leg ends, and with it their part.
+            log.warning(
+                "join_failed", call_id=command.call_id, listener_id=command.listener_id, error=exc.code
+            )
+            await self._hangup(channel_id)
+
+    async def _release(self, command: ReleaseListener) -> None:
+        channel_id = self._book.listener_channel(command.call_id, command.listener_id)
+        if channel_id is not None:
+            self._book.release(channel_id)
+            await self._hangup(channel_id)
+
+    async def _to_fallback(self, call_id: str, context: str) -> None:
         call = self._book.call(call_id)
         if call is None:
             return
@@ -300,7 +348,51 @@ class Executor:
             await self._hangup(channel_id)
         await self._remove_from_holding(call.caller_channel)
         with contextlib.suppress(AriNotFound):
-            await self._ari.continue_in_dialplan(call.caller_channel, self._fallback, "s", 1)
+            await self._ari.continue_in_dialplan(call.caller_channel, context, "s", 1)
+
+    # ---- listeners' phones ----------------------------------------------------------------------------
+
+    async def _notify(self, listener_id: str, endpoint: str, notice: str) -> None:
+        """Ring the phone; once answered it hears the notice from the dialplan and hangs up."""
+        try:
+            await self._ari.originate_to_dialplan(
+                f"notice-{listener_id}-{notice}-{int(time.time())}",
+                f"PJSIP/{endpoint}",
+                context=NOTICE_CONTEXT,
+                extension=notice,
+                caller_id='"Écoute" <notice>',
+                timeout=NOTICE_RING_SECONDS,
+            )
+        except AriError as exc:
+            log.warning("notice_failed", listener_id=listener_id, notice=notice, error=exc.code)
+            return
+        log.info("listener_notified", listener_id=listener_id, notice=notice)
+
+    async def _request_debrief(self, command: RequestDebrief) -> None:
+        """List the request until a supervisor handles it, and tell the supervisors on duty now."""
+        now = datetime.now(UTC)
+        debriefs = self._debriefs
+        if debriefs is not None:
+            try:
+                await with_retry(lambda: debriefs.request(command.listener_id, command.call_id, now))
+            except RosterError as exc:
+                log.warning("debrief_not_saved", listener_id=command.listener_id, error=exc.code)
+        try:
+            listeners = await with_retry(lambda: self._roster.list_listeners(active_only=True))
+        except RosterError as exc:
+            log.warning("supervisors_not_found", error=exc.code)
+            return
+        supervisors = [
+            x
+            for x in listeners
+            if x.role is Role.SUPERVISOR and x.presence is not Presence.OFF and x.id != command.listener_id
+        ]
+        log.info("debrief_requested", listener_id=command.listener_id, supervisors=len(supervisors))
+        for supervisor in supervisors:
+            self.lanes.submit(
+                f"notice:{supervisor.id}",
+                functools.partial(self._notify, supervisor.id, supervisor.endpoint, "debrief-request"),
+            )
 
     # ---- roster ---------------------------------------------------------------------------------------
 
@@ -320,6 +412,7 @@ class Executor:
                     reason=command.reason,
                     now=now,
                     idle_since=idle_since,
+                    presence=None if command.presence is None else Presence(command.presence),
                 )
             )
         except RosterError as exc:
@@ -340,6 +433,7 @@ class Executor:
             offers=r.offers,
             wait_seconds=r.wait_seconds,
             talk_seconds=r.talk_seconds,
+            practice=r.practice,
         )
         try:
             await with_retry(lambda: self._roster.record_call(data))

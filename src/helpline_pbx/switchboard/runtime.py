@@ -19,33 +19,53 @@ import structlog
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
-from helpline_pbx.ari.models import ApplicationReplaced, Channel, ChannelDestroyed, StasisEnd, StasisStart
+from helpline_pbx.ari.models import (
+    ApplicationReplaced,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    EndpointStateChange,
+    StasisEnd,
+    StasisStart,
+)
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, StreamItem
 from helpline_pbx.core import (
     CallerArrived,
+    CallMarkedDifficult,
     CallQueue,
     CallResumed,
     CallState,
     Command,
     DrainRequested,
     Event,
+    HelpRequested,
     ListenerOffline,
     ListenerOnline,
+    ListenerPaused,
     ListenerState,
+    ListenerUpdated,
+    PhoneReachability,
     Policy,
 )
 from helpline_pbx.core.routing import Profile
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
+from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
+from helpline_pbx.roster.states import Presence
+from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, profile_of, requirements_of
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
+from helpline_pbx.switchboard.in_call import InCallCodes
 from helpline_pbx.switchboard.legs import LegBook
+from helpline_pbx.switchboard.presence import PresenceCodes
+from helpline_pbx.switchboard.supervision import SNOOP_ROLE, Supervision, is_supervision_channel
 from helpline_pbx.switchboard.translate import channel_gone, leg_gone, listener_answered
+from helpline_pbx.switchboard.waiting_room import WaitingRoom
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +87,8 @@ class SwitchboardConfig:
     # The numbers this instance takes, and where the dialplan asks it to screen their callers.
     dids: tuple[str, ...] = ()
     agi_url: str | None = None
+    # The listener hears a tone when a supervisor starts listening, coaching or joins (then everyone does).
+    supervision_tone: bool = False
 
 
 TALK_SUFFIX = "-talk"
@@ -79,6 +101,24 @@ def _arrival(channel: Channel) -> float:
 def _endpoint(channel: Channel) -> str | None:
     tech, _, rest = channel.name.partition("/")
     return rest.rsplit("-", 1)[0] if tech == "PJSIP" and "-" in rest else None
+
+
+def _menu_of(line: LineSnapshot | None) -> str:
+    """What the dialplan asks a line's callers first: the trainee's code on a training line, the kind of
+    support (1 to N) when the line offers several, else nothing."""
+    if line is None:
+        return ""
+    if line.practice:
+        return "practice"
+    return str(len(line.support)) if len(line.support) > 1 else ""
+
+
+def _busy_in_roster(listener: ListenerSnapshot, now: datetime) -> bool:
+    """Whether the roster says a call or a rest holds the listener (maybe with another instance)."""
+    if listener.state in (ListenerState.RINGING, ListenerState.ON_CALL):
+        return True
+    resting = listener.state in (ListenerState.RESTING, ListenerState.AWAITING_DEBRIEF)
+    return resting and listener.state_until is not None and listener.state_until > now
 
 
 def _is_caller(channel: Channel) -> bool:
@@ -107,6 +147,10 @@ class Switchboard:
         self._lines_version: object = None
         self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
+        # Presence codes tell the core at once; the roster poll would see them only later.
+        self._features.handlers.update(
+            PresenceCodes(ari, roster, Debriefs(roster.engine), self.feed, self.queue).handlers()
+        )
         self.book = LegBook(call_id_prefix=f"{config.app}-")
         self.executor = Executor(
             ari=ari,
@@ -118,9 +162,17 @@ class Switchboard:
             holding_bridge=f"{config.app}-waiting",
             fallback_context=config.fallback_context,
             service_grace=config.service_grace,
+            debriefs=Debriefs(roster.engine),
         )
         self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
         self._profiles: dict[str, Profile] = {}  # listener id -> what the core was last told
+        # listener id -> (presence, reason) last seen in the roster: a change is news for the core.
+        self._presence_seen: dict[str, tuple[str, str | None]] = {}
+        # endpoint -> whether Asterisk has a registration for it; listener id by endpoint.
+        self._reachable: dict[str, bool] = {}
+        self._listener_by_endpoint: dict[str, str] = {}
+        self._in_call_codes = InCallCodes()
+        self._listener_codes: dict[str, str] = {}  # short code -> listener id
         self._roster_version: RosterVersion | None = None
         self._draining = False
         self._stopped = asyncio.Event()
@@ -135,6 +187,35 @@ class Switchboard:
         # Called with every ARI event, after the switchboard handled it (supervision, waiting room). They
         # run on the event loop's reader: they must not block (submit work to a lane instead).
         self.ari_observers: list[Callable[[StreamItem], None]] = []
+        self.supervision = Supervision(
+            ari=ari,
+            roster=roster,
+            supervisions=Supervisions(roster.engine),
+            queue=self.queue,
+            book=self.book,
+            lanes=self.executor.lanes,
+            app=config.app,
+            tone=config.supervision_tone,
+        )
+        self._features.handlers.update(self.supervision.handlers())
+        self.ari_observers.append(self.supervision.on_event)
+        self.waiting_room = WaitingRoom(
+            ari=ari,
+            queue=self.queue,
+            book=self.book,
+            lanes=self.executor.lanes,
+            feed=self.feed,
+            line_named=self.line_named,
+            rest_after_call=config.policy.rest_after_call,
+        )
+        self.observers.append(self.waiting_room.on_decision)
+        self.ari_observers.append(self.waiting_room.on_event)
+
+    def line_named(self, name: str) -> LineSnapshot | None:
+        """The line a call is on, by the name the core knows it by, or by the number dialled (what a caller
+        re-adopted after a restart is known by); None when no lines are set up."""
+        found = next((line for line in self._line_by_number.values() if line.name == name), None)
+        return found or self._line_by_number.get(name)
 
     @property
     def connections(self) -> int:
@@ -196,6 +277,10 @@ class Switchboard:
                 await self._stream.close()
             case StasisStart():
                 self._on_stasis_start(item)
+            case EndpointStateChange():
+                self._on_endpoint_state(item.endpoint.resource, item.endpoint.state)
+            case ChannelDtmfReceived():
+                self._on_dtmf(item.channel.id, item.digit)
             case ChannelDestroyed() | StasisEnd():
                 for event in channel_gone(item, self.book):
                     self.feed(event)
@@ -230,7 +315,7 @@ class Switchboard:
                 )
                 return
             line = verdict.name if verdict else number
-            requirements = requirements_of(verdict, choice)
+            requirements = requirements_of(verdict, choice, self._listener_by_code)
             label = verdict.label if verdict else self._config.line_name
             call = self.book.open_call(event.channel.id, line, label)
             show_repeats = verdict.repeat_hint if verdict else self._config.repeat_hint
@@ -247,6 +332,8 @@ class Switchboard:
             self.executor.lanes.submit(
                 f"channel:{event.channel.id}", lambda: self._features.run(event.channel, event.args)
             )
+        elif role == SNOOP_ROLE:
+            pass  # a supervision's snoop channel: supervision.py bridges it (it sees this event too)
         elif role == "listener":
             for core_event in listener_answered(event, self.book):
                 self.feed(core_event)
@@ -256,6 +343,34 @@ class Switchboard:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._hangup(event.channel.id)
                 )
+
+    def _on_endpoint_state(self, endpoint: str, state: str | None) -> None:
+        reachable = state == "online"
+        if self._reachable.get(endpoint) == reachable:
+            return
+        self._reachable[endpoint] = reachable
+        listener_id = self._listener_by_endpoint.get(endpoint)
+        if listener_id is not None:
+            log.info("phone_reachability", listener_id=listener_id, reachable=reachable)
+            self.feed(PhoneReachability(listener_id, reachable))
+
+    def _on_dtmf(self, channel_id: str, digit: str) -> None:
+        """Codes a listener keys during a call: ask for help, hand over, mark the call difficult."""
+        leg = self.book.leg(channel_id)
+        if leg is None or leg.role != "listener" or not leg.answered or leg.listener_id is None:
+            return
+        action = self._in_call_codes.key(channel_id, digit, time.monotonic())
+        if action is None:
+            return
+        log.info("in_call_code", call_id=leg.call_id, listener_id=leg.listener_id, action=action)
+        if action == "difficult":
+            self.feed(CallMarkedDifficult(leg.listener_id))
+        elif action == "professional":
+            self.feed(HelpRequested(leg.call_id, leg.listener_id, "professional"))
+        elif action == "supervisor":
+            self.feed(HelpRequested(leg.call_id, leg.listener_id, "supervisor"))
+        elif action == "handover":
+            self.feed(HelpRequested(leg.call_id, leg.listener_id, "professional", handover=True))
 
     async def _remember(self, call_id: str, code: str, line: str, token: str | None) -> None:
         assert self._callers is not None
@@ -319,7 +434,14 @@ class Switchboard:
         handled: set[str] = set()
         resumed = 0
         for bridge in bridges:
-            if not bridge.id.endswith(TALK_SUFFIX) or self.book.call(bridge.id[: -len(TALK_SUFFIX)]):
+            call_id = bridge.id[: -len(TALK_SUFFIX)]
+            if (
+                not bridge.id.endswith(TALK_SUFFIX)
+                # Another instance's call on this Asterisk (the book knows our call ids' shape): not ours
+                # to resume, and above all not ours to end.
+                or self.book.parse_listener_channel(f"{call_id}-x-0") is None
+                or self.book.call(call_id)
+            ):
                 handled.update(bridge.channels)
                 continue
             handled.update(bridge.channels)
@@ -396,7 +518,14 @@ class Switchboard:
         """Re-adopt a talk bridge of ours: caller and listener go on talking; otherwise end what is left."""
         listener_legs = [(c, self.book.parse_listener_channel(c)) for c in members]
         listener = next(((c, p) for c, p in listener_legs if p is not None and p[0] == call_id), None)
-        callers = [c for c in members if self.book.parse_listener_channel(c) is None and c in channels]
+        # A supervisor who joined is no second caller: the call goes on (supervision.py lets them go).
+        callers = [
+            c
+            for c in members
+            if self.book.parse_listener_channel(c) is None
+            and c in channels
+            and not is_supervision_channel(channels[c])
+        ]
         if listener is None or len(callers) != 1 or listener[0] not in channels:
             for channel_id in members:
                 self.executor.lanes.submit(
@@ -466,10 +595,8 @@ class Switchboard:
             self._lines_version = version
             # The dialplan asks a line's callers which kind of support they need when it offers several.
             for number in previous | set(self._line_by_number):
-                line = self._line_by_number.get(number)
-                choices = len(line.support) if line is not None and len(line.support) > 1 else 0
                 await self._ari.set_global_variable(
-                    f"HELPLINE_MENU_{number}", str(choices) if choices else ""
+                    f"HELPLINE_MENU_{number}", _menu_of(self._line_by_number.get(number))
                 )
             log.info("lines_loaded", lines=len({line.id for line in self._line_by_number.values()}))
 
@@ -492,50 +619,89 @@ class Switchboard:
                 continue
             for object_type, fields in listener_objects(endpoint, secret):
                 await self._ari.put_config_object(object_type, endpoint, fields)
+            # This phone's feature codes come to this instance (several may share one Asterisk).
+            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", self._config.app)
+
             self._pushed_phones[endpoint] = secret
             log.info("phone_configured", endpoint=endpoint)
         for endpoint in set(self._pushed_phones) - set(wanted):
             for object_type in ("endpoint", "aor", "auth"):
                 with contextlib.suppress(AriNotFound):
                     await self._ari.delete_config_object(object_type, endpoint)
+            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", "")
             del self._pushed_phones[endpoint]
             log.info("phone_removed", endpoint=endpoint)
 
     async def _sync_availability(self) -> None:
-        """Bring the core's view of who can take calls in line with the roster.
+        """Bring the core's view of who takes calls in line with the roster and with Asterisk.
 
-        Listeners are on duty while active (presence codes come later): an idle active listener the
-        core does not know, or lost to a claim another instance won, comes (back) online; a listener
-        removed or deactivated goes offline. States the core owns (ringing, on call, resting) are left
-        alone: the core writes those itself.
+        Presence (on, paused, off) is the listener's choice, written by a phone code or the CLI: a change
+        seen in the roster is news for the core. A listener on duty the core does not know, or lost to a
+        claim another instance won, comes (back) once free; one removed, deactivated or off duty goes
+        offline. States the core owns (ringing, on call, resting...) are left alone: it writes those.
         """
         now = datetime.now(UTC)
         active = {listener.id: listener for listener in await self._roster.list_listeners(active_only=True)}
+        self._listener_by_endpoint = {x.endpoint: x.id for x in active.values()}
+        self._listener_codes = {x.code: x.id for x in active.values() if x.code}
+        for endpoint in await self._ari.list_endpoints("PJSIP"):
+            if endpoint.resource in self._listener_by_endpoint:
+                self._on_endpoint_state(endpoint.resource, endpoint.state)
         for listener in active.values():
-            if self.queue.listener_state(listener.id) not in (None, ListenerState.OFFLINE):
-                if self._profiles.get(listener.id) != profile_of(listener):
-                    # A role (or skill) changed in the roster: the core takes it, whatever they are doing.
-                    self.feed(ListenerOnline(listener.id, listener.endpoint, profile=profile_of(listener)))
-                    self._profiles[listener.id] = profile_of(listener)
-                continue
-            if listener.state is ListenerState.OFFLINE:
-                listener = await self._roster.set_state(
-                    listener.id, ListenerState.AVAILABLE, now=now, reason="on_duty"
-                )
-            if listener.is_free(now):
-                idle = listener.idle_since.timestamp() if listener.idle_since else None
-                self.feed(
-                    ListenerOnline(
-                        listener_id=listener.id,
-                        endpoint=listener.endpoint,
-                        idle_since=idle,
-                        profile=profile_of(listener),
-                    )
-                )
-                self._profiles[listener.id] = profile_of(listener)
+            await self._sync_listener(listener, now)
         for view in self.queue.listeners():
             if view.listener_id not in active and view.online:
+                self._presence_seen.pop(view.listener_id, None)
                 self.feed(ListenerOffline(listener_id=view.listener_id))
+
+    async def _sync_listener(self, listener: ListenerSnapshot, now: datetime) -> None:
+        profile = profile_of(listener)
+        known = self.queue.listener_state(listener.id)
+        on_duty = known not in (None, ListenerState.OFFLINE)
+        if on_duty and self._profiles.get(listener.id) != profile:
+            # A role (or skill) changed in the roster: the core takes it, whatever they are doing.
+            self.feed(ListenerUpdated(listener.id, listener.endpoint, profile))
+        self._profiles[listener.id] = profile
+        presence = (listener.presence.value, listener.presence_reason)
+        changed = self._presence_seen.get(listener.id) != presence
+        self._presence_seen[listener.id] = presence
+        if listener.presence is Presence.OFF:
+            if on_duty:
+                self.feed(ListenerOffline(listener.id))
+            return
+        if not on_duty:
+            # Coming on duty, or back after a claim another instance won: once no call or rest holds them.
+            if _busy_in_roster(listener, now):
+                return
+            self.feed(await self._coming_online(listener, profile))
+        elif changed and listener.presence is Presence.PAUSED:
+            self.feed(ListenerPaused(listener.id, listener.presence_reason or "paused"))
+        elif changed:
+            self.feed(
+                ListenerOnline(
+                    listener.id, listener.endpoint, profile=profile, reachable=self._is_reachable(listener)
+                )
+            )
+
+    async def _coming_online(self, listener: ListenerSnapshot, profile: Profile) -> ListenerOnline:
+        shift_start = listener.shift_started_at
+        shift_calls = await self._roster.calls_since(listener.id, shift_start) if shift_start else 0
+        return ListenerOnline(
+            listener_id=listener.id,
+            endpoint=listener.endpoint,
+            idle_since=listener.idle_since.timestamp() if listener.idle_since else None,
+            profile=profile,
+            reachable=self._is_reachable(listener),
+            on_duty_since=shift_start.timestamp() if shift_start else None,
+            shift_calls=shift_calls,
+            paused=(listener.presence_reason or "paused") if listener.presence is Presence.PAUSED else None,
+        )
+
+    def _is_reachable(self, listener: ListenerSnapshot) -> bool:
+        return self._reachable.get(listener.endpoint, False)
+
+    def _listener_by_code(self, code: str) -> str | None:
+        return self._listener_codes.get(code)
 
     # ---- stopping ------------------------------------------------------------------------------------
 

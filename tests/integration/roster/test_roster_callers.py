@@ -97,6 +97,30 @@ async def test_purge_keeps_aggregates_and_forgets_details(engine: AsyncEngine, r
     assert [tuple(r) for r in rows] == [(old.date().isoformat(), "youth", 3, 2, 1, 60.0, 30.0)]
 
 
+async def test_purge_keeps_practice_calls_and_alternatives_apart(engine: AsyncEngine, roster: Roster) -> None:
+    old = NOW - timedelta(days=100)
+    for n, (outcome, practice) in enumerate([("served", False), ("alternatives", False), ("served", True)]):
+        await roster.record_call(
+            CallRecordData(
+                call_id=f"c-old-{n}",
+                line="adultes",
+                queued_at=old,
+                ended_at=old + timedelta(minutes=5),
+                outcome=outcome,
+                instance="helpline",
+                practice=practice,
+            )
+        )
+    await purge(engine, NOW)
+    async with engine.connect() as connection:
+        rows = (
+            await connection.exec_driver_sql(
+                "SELECT practice, calls, served, alternatives FROM daily_stats ORDER BY practice"
+            )
+        ).all()
+    assert [(bool(r[0]), *r[1:]) for r in rows] == [(False, 2, 1, 1), (True, 1, 1, 0)]
+
+
 async def test_no_caller_table_has_a_column_able_to_hold_an_identity(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         columns = await connection.run_sync(

@@ -549,3 +549,37 @@ async def test_cli_errors_are_one_line_and_change_nothing(
     assert captured.err.count("\n") == 1
     assert fragment in captured.err
     assert await lines.list() == before
+
+
+async def test_waiting_rest_and_practice_settings_from_the_cli(
+    cli: argparse.ArgumentParser, lines: Lines, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run_cli(
+        cli,
+        "add", "adultes",
+        "--label", "Écoute Adultes",
+        "--rest-after-call", "120",
+        "--announce-every", "60",
+        "--choice-after", "180",
+        "--max-wait", "900",
+    ) == 0  # fmt: skip
+    line = await lines.get("adultes")
+    assert (line.rest_after_call, line.announce_every, line.choice_after, line.max_wait) == (
+        120,
+        60,
+        180,
+        900,
+    )
+    assert not line.practice
+    assert await run_cli(cli, "edit", "adultes", "--no-announce-every", "--max-wait", "600") == 0
+    line = await lines.get("adultes")
+    assert (line.announce_every, line.max_wait, line.choice_after) == (None, 600, 180)
+    assert await run_cli(cli, "add", "formation", "--label", "Mise en situation", "--practice") == 0
+    assert (await lines.get("formation")).practice
+    capsys.readouterr()
+    assert await run_cli(cli, "show", "formation") == 0
+    assert "trainees only" in capsys.readouterr().out
+    # Out of bounds: a clear error, nothing changed.
+    assert await run_cli(cli, "edit", "adultes", "--announce-every", "5") == 1
+    assert "announce every must be 15 to 3600 seconds" in capsys.readouterr().err
+    assert (await lines.get("adultes")).announce_every is None

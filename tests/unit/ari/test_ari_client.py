@@ -241,6 +241,7 @@ Call = Callable[[AriClient], Awaitable[Any]]
             {"mohClass": "default"},
         ),
         (lambda c: c.stop_moh("hold-1"), "DELETE", "/bridges/hold-1/moh", {}),
+        (lambda c: c.stop_playback("pb-1"), "DELETE", "/playbacks/pb-1", {}),
         (lambda c: c.hangup("call-1"), "DELETE", "/channels/call-1", {"reason": "normal"}),
         (
             lambda c: c.hangup("call-1", reason="busy"),

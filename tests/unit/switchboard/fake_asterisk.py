@@ -20,6 +20,7 @@ from helpline_pbx.ari.models import (
     Bridge,
     Channel,
     ChannelDestroyed,
+    Endpoint,
     StasisEnd,
     StasisStart,
     parse_event,
@@ -139,6 +140,8 @@ class FakeAsterisk:
         self._holds: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
         self._numbers = itertools.count(0x100)
+        # Endpoints whose phone has no registration: the switchboard must never ring them.
+        self.unregistered: set[str] = set()
 
     # -- test controls --
 
@@ -369,6 +372,37 @@ class FakeAsterisk:
     async def get_application(self, app: str) -> Application:
         await self._enter("get_application", app)
         return Application(name=app, channel_ids=sorted(self.in_app), bridge_ids=sorted(self.bridges))
+
+    async def subscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
+        await self._enter("subscribe", app, event_source)
+        return Application(name=app)
+
+    # -- endpoints: every phone configured is registered unless a test unplugs it --
+
+    async def list_endpoints(self, tech: str = "PJSIP") -> list[Endpoint]:
+        await self._enter("list_endpoints", tech)
+        configured = {call.args[1] for call in self.named("put_config_object") if call.args[0] == "endpoint"}
+        return [
+            Endpoint(
+                technology=tech,
+                resource=name,
+                state="offline" if name in self.unregistered else "online",
+            )
+            for name in sorted(configured)
+        ]
+
+    async def originate_to_dialplan(
+        self,
+        channel_id: str,
+        endpoint: str,
+        *,
+        context: str,
+        extension: str,
+        caller_id: str | None = None,
+        timeout: int | None = None,
+    ) -> Channel:
+        await self._enter("originate_to_dialplan", channel_id, endpoint, context, extension)
+        return Channel(id=channel_id, name=f"{endpoint}-00000001", state="Down")
 
 
 # ---- the fake event stream -----------------------------------------------------------------------------

@@ -37,7 +37,15 @@ from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
 
 # Timers long enough never to fire during a test unless the test says otherwise.
-QUIET = Policy(ring_timeout=30.0, rest_after_call=30.0, missed_offer_delay=30.0, declined_offer_delay=30.0)
+QUIET = Policy(
+    ring_timeout=30.0,
+    rest_after_call=30.0,
+    missed_offer_delay=30.0,
+    declined_offer_delay=30.0,
+    # Pauses and shift breaks have tests of their own.
+    max_missed_offers=0,
+    shift_limits={},
+)
 
 
 # ---- what the core decided -----------------------------------------------------------------------------
@@ -103,10 +111,14 @@ class Helpline:
 
     @property
     def decisions(self) -> Decisions:
-        return cast(Decisions, self.board.observers[0])
+        # The switchboard registers observers of its own (the waiting room): find the test's recorder.
+        return next(o for o in self.board.observers if isinstance(o, Decisions))
 
     async def add_listeners(self, *names: str) -> list[ListenerSnapshot]:
-        return [await self.roster.add_listener(name, name, "volunteer") for name in names]
+        """Volunteers on duty (logged in)."""
+        added = [await self.roster.add_listener(name, name, "volunteer") for name in names]
+        now = datetime.now(UTC)
+        return [await self.roster.set_presence(x.id, "on", now=now) for x in added]
 
     async def start(self, policy: Policy = QUIET) -> Switchboard:
         """A fresh switchboard (as after a service restart), connected once."""
