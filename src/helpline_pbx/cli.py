@@ -1,4 +1,4 @@
-"""The `helpline-pbx` command: serve, db upgrade, listeners, debriefs, welcome, check."""
+"""The `helpline-pbx` command: serve, db upgrade, listeners, debriefs, supervisions, welcome, check."""
 
 from __future__ import annotations
 
@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     handle = d_sub.add_parser("handle", help="close a listener's open requests (as *41 + their code)")
     handle.add_argument("listener", help="id, endpoint, pseudonym or short code")
 
+    supervisions = sub.add_parser("supervisions", help="audit of supervisors listening in")
+    s_sub = supervisions.add_subparsers(dest="supervisions_command", required=True)
+    s_list = s_sub.add_parser("list", help="who supervised whose call, how, when; oldest first")
+    s_list.add_argument("--days", type=float, default=30.0, help="how far back (default 30 days)")
+
     callers = sub.add_parser(
         "callers", help="bar abusive callers, by call code only (no number is ever shown)"
     )
@@ -140,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_listeners(args))
             case "debriefs":
                 return asyncio.run(_debriefs(args))
+            case "supervisions":
+                return asyncio.run(_supervisions(args))
             case "callers":
                 return asyncio.run(_callers(args))
             case "purge":
@@ -314,6 +321,34 @@ async def _debriefs(args: argparse.Namespace) -> int:
                     print(f"helpline-pbx: no open debrief request for {args.listener!r}", file=sys.stderr)
                     return EXIT_FAILED
                 print(f"{handled} debrief request{'s' if handled > 1 else ''} of {args.listener} handled")
+        return 0
+    except RosterError as exc:
+        print(f"helpline-pbx: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await engine.dispose()
+
+
+async def _supervisions(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.roster.errors import RosterError
+    from helpline_pbx.roster.repository import Roster
+    from helpline_pbx.roster.supervisions import Supervisions
+
+    engine = make_engine(_database_url())
+    try:
+        names = {r.id: r.pseudonym for r in await Roster(engine).list_listeners()}
+        since = datetime.now(UTC) - timedelta(days=args.days)
+        print(f"{'started (UTC)':<17} {'until':<8} {'mode':<7} {'supervisor':<20} {'listener':<20} call")
+        for row in await Supervisions(engine).list(since):
+            until = f"{row.ended_at:%H:%M:%S}" if row.ended_at else "ongoing"
+            print(
+                f"{row.started_at:%Y-%m-%d %H:%M} {until:<8} {row.mode.value:<7} "
+                f"{names.get(row.supervisor_id, row.supervisor_id):<20} "
+                f"{names.get(row.listener_id, row.listener_id):<20} {row.call_id or '-'}"
+            )
         return 0
     except RosterError as exc:
         print(f"helpline-pbx: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.e2e.harness import start_service, wait_registered
@@ -55,13 +55,21 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
     engine = make_engine(url)
     roster = Roster(engine)
     listener = await roster.add_listener("Bench", f"bench-{secrets.token_hex(3)}", "volunteer")
+    listener = await roster.set_presence(listener.id, "on", now=datetime.now(UTC))
     svc, stack = await start_service(
         ari_url=env["HELPLINE_ARI_URL"],
         user=env["HELPLINE_ARI_USER"],
         password=env["password"],
         app=env["HELPLINE_ARI_APP"],
         roster=roster,
-        policy=Policy(ring_timeout=10, rest_after_call=0, missed_offer_delay=1, declined_offer_delay=1),
+        policy=Policy(
+            ring_timeout=10,
+            rest_after_call=0,
+            missed_offer_delay=1,
+            declined_offer_delay=1,
+            max_missed_offers=0,
+            shift_limits={},
+        ),
         keys_dir=workdir / "keys",
     )
     remote = f"127.0.0.1:{env['HELPLINE_SIP_PORT']}"
@@ -80,6 +88,9 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
     try:
         await svc.decisions.wait_for(lambda: svc.board.queue.listener_state(listener.id) is not None, 10)
         await wait_registered(svc.ari, listener.endpoint)
+        await svc.decisions.wait_for(
+            lambda: any(v.listener_id == listener.id and v.reachable for v in svc.board.queue.listeners()), 10
+        )
         for n in range(calls):
             caller = SippProcess(
                 "caller",

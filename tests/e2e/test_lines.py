@@ -164,3 +164,22 @@ async def test_a_line_can_show_listeners_a_returning_caller(
     assert "e appel" not in invites[0]
     assert "Écoute Suivi" in invites[1]
     assert "2e appel" in invites[1]
+
+
+async def test_an_english_line_speaks_english(roster: Roster, service: ServiceFactory, sipp: Sipp) -> None:
+    """A line whose language is English: its caller's channel speaks English (prompts from sounds/en), and
+    only English-speaking listeners are offered the call."""
+    lines = Lines(roster.engine)
+    await lines.add("english", label="Listening", numbers=[sipp.line], language="en")
+    speaker = await add_listener(roster, "Speaker")
+    await roster.edit_listener(speaker.id, languages=["fr", "en"])
+    svc = await service()
+    await online_phone(svc, sipp, speaker, "listener_answer_hangup", pause_ms=1500)
+    caller = sipp.caller("caller")
+    await svc.decisions.wait_for(lambda: bool(svc.decisions.offers()), 20, "an offer")
+    call = svc.board.book.call(svc.decisions.offers()[0].call_id)
+    assert call is not None
+    assert await svc.ari.get_variable(call.caller_channel, "CHANNEL(language)") == "en"
+    [record] = await svc.decisions.wait_records(1, timeout=20)
+    assert record.listener_id == speaker.id
+    assert (await caller.wait_async(15)).exit_code == 0, caller.errors()

@@ -15,7 +15,6 @@ from tests.e2e.harness import RunningService, wait_registered
 from tests.e2e.media import RtpPhone, sdp_audio_address, tone_level
 from tests.e2e.sipp import SippProcess, free_udp_port, scenario_path
 
-from helpline_pbx.ari.errors import AriError, AriNotFound
 from helpline_pbx.ari.models import (
     Bridge,
     Channel,
@@ -122,31 +121,16 @@ async def supervisor_ready(
     svc: RunningService, roster: Roster, name: str = "Sup", role: str = "supervisor"
 ) -> ListenerSnapshot:
     """Someone added once the call is up (so the call is never offered to them), once the service pushed
-    their phone's account to Asterisk (it sends no event for that: polled), their codes routed to it."""
+    their phone to Asterisk and claimed its feature codes (HELPLINE_PHONE_APP_<endpoint>, set last; Asterisk
+    sends no event for either: polled)."""
     person = await add_listener(roster, name, role=role)
+    variable = f"HELPLINE_PHONE_APP_{person.endpoint}"
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            await svc.ari.get_endpoint("PJSIP", person.endpoint)
-            break
-        except AriNotFound:
-            assert time.monotonic() < deadline, f"{name}'s phone was never pushed"
-            await asyncio.sleep(0.05)
-    # The dialplan sends feature codes to HELPLINE_FEATURE_APP, a global that the last service to connect
-    # sets, and other tests' services share this Asterisk: a channel variable of that name, set by the
-    # phone's endpoint, wins over the global.
-    for attempt in range(5):
-        try:
-            await svc.ari.put_config_object(
-                "endpoint", person.endpoint, {"set_var": f"HELPLINE_FEATURE_APP={svc.board.supervision.app}"}
-            )
-            return person
-        except AriError:
-            # Seen once under heavy parallel load: Asterisk briefly refused the update; it is not what the
-            # test is about, so try again shortly.
-            if attempt == 4:
-                raise
-            await asyncio.sleep(0.2)
+    while (await svc.ari.request("GET", "/asterisk/variable", params={"variable": variable})) != {
+        "value": svc.board.supervision.app
+    }:
+        assert time.monotonic() < deadline, f"{name}'s phone was never pushed"
+        await asyncio.sleep(0.05)
     return person
 
 

@@ -135,3 +135,27 @@ def test_bad_input_gets_a_clear_error(db: str, capsys: pytest.CaptureFixture[str
     assert "nobody" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["listeners", "edit", "camille", "--trainee", "--no-trainee"])
+
+
+def test_the_supervision_audit_is_listed(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`supervisions list` says who supervised whose call, how and when, by pseudonym."""
+    from helpline_pbx.roster.supervisions import Supervisions
+
+    assert main(["listeners", "add", "Camille"]) == 0
+    assert main(["listeners", "add", "Sandra", "--role", "supervisor"]) == 0
+    camille, sandra = _listener(db, "camille"), _listener(db, "sandra")
+
+    async def record() -> None:
+        engine = make_engine(db)
+        try:
+            await Supervisions(engine).start(
+                sandra.id, camille.id, "helpline-call-7", "coach", datetime.now(UTC)
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(record())
+    capsys.readouterr()
+    assert main(["supervisions", "list"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if "helpline-call-7" in line]
+    assert re.search(r"ongoing\s+coach\s+Sandra\s+Camille\s+helpline-call-7", row)

@@ -221,8 +221,9 @@ class CallQueue:
         return None
 
     def on_duty(self) -> int:
-        """How many listeners are on duty and may take calls now or after their current call or rest."""
-        return sum(1 for x in self._listeners.values() if self._is_on_duty(x))
+        """How many listeners are on duty, with a registered phone, and may take calls now or after their
+        current call or rest (what an honest estimated wait divides by)."""
+        return sum(1 for x in self._listeners.values() if self._is_on_duty(x) and x.reachable)
 
     def _queue_order(self) -> list[_Call]:
         # Higher priority first, then arrival order (the dict's order; the sort is stable).
@@ -551,7 +552,7 @@ class CallQueue:
         candidates = [
             x
             for x in self._listeners.values()
-            if x.state is ListenerState.AVAILABLE
+            if self._may_help(x, call.help.kind)
             and x.reachable
             and x.profile.role == call.help.kind
             and not x.profile.trainee
@@ -568,6 +569,20 @@ class CallQueue:
         timeout = call.requirements.ring_timeout or self._policy.ring_timeout
         out.append(StartTimer(self._ring_key(call.call_id, helper.listener_id), timeout))
         out.append(OfferCall(call.call_id, helper.listener_id, helper.endpoint, timeout, helper=True))
+
+    @staticmethod
+    def _may_help(listener: _Listener, kind: HelpKind) -> bool:
+        """Free to be asked in. A supervisor on duty who paused to take no callers of their own (their
+        choice, not a break the line imposed) is still the supervisor on duty: they may be asked in."""
+        if listener.state is ListenerState.AVAILABLE:
+            return True
+        return (
+            kind == "supervisor"
+            and listener.state is ListenerState.PAUSED
+            and listener.until is None
+            and listener.online
+            and listener.paused_reason not in (None, MISSED_OFFERS, SHIFT_LIMIT)
+        )
 
     def _helper_ringing(self, call: _Call | None, listener_id: str) -> _Call | None:
         """The call, if that listener is being asked into it as a helper and has not answered yet."""

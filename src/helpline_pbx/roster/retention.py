@@ -1,5 +1,6 @@
 """Keep data only as long as needed: call records become daily aggregates after the retention period;
-listener audit rows, recent call codes and caller sightings go too."""
+listener audit rows, the supervision audit, handled debrief requests, recent call codes and caller sightings
+go too."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from helpline_pbx.roster.tables import (
     CallerSighting,
     CallRecord,
     DailyStats,
+    Debrief,
     ListenerEvent,
     RecentCall,
+    Supervision,
 )
 
 
@@ -37,6 +40,8 @@ class PurgeReport:
     recent_calls: int
     caller_sightings: int
     expired_bars: int
+    supervisions: int = 0
+    handled_debriefs: int = 0
 
 
 async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Retention()) -> PurgeReport:
@@ -81,6 +86,10 @@ async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Reten
             (RecentCall, RecentCall.started_at, retention.recent_calls),
             (CallerSighting, CallerSighting.at, retention.caller_sightings),
             (CallerBar, CallerBar.until, timedelta(0)),
+            # Audits of the listeners' work live as long as their state audit.
+            (Supervision, Supervision.started_at, retention.listener_events),
+            # An open request stays until a supervisor handles it, whatever its age.
+            (Debrief, Debrief.handled_at, retention.listener_events),
         ):
             result = await session.execute(delete(table).where(column < now - keep))
             counts.append(int(getattr(result, "rowcount", 0) or 0))

@@ -92,6 +92,8 @@ class SwitchboardConfig:
 
 
 TALK_SUFFIX = "-talk"
+# The languages prompts/ has texts for.
+PROMPT_LANGUAGES = frozenset({"fr", "en"})
 
 
 def _arrival(channel: Channel) -> float:
@@ -567,8 +569,10 @@ class Switchboard:
                 connected = {view.call_id for view in self.queue.calls() if view.state is CallState.CONNECTED}
                 for call in self.book.calls():
                     if call.call_id not in connected:
+                        # A lane of its own: Asterisk holds a request about a channel while a prompt plays
+                        # to it, and the call's own work (an offer) must not wait behind the heartbeat.
                         self.executor.lanes.submit(
-                            f"call:{call.call_id}",
+                            f"alive:{call.call_id}",
                             functools.partial(self.executor.keep_alive, call.caller_channel, grace),
                         )
             await asyncio.sleep(grace / 4)
@@ -595,9 +599,11 @@ class Switchboard:
             self._lines_version = version
             # The dialplan asks a line's callers which kind of support they need when it offers several.
             for number in previous | set(self._line_by_number):
-                await self._ari.set_global_variable(
-                    f"HELPLINE_MENU_{number}", _menu_of(self._line_by_number.get(number))
-                )
+                line = self._line_by_number.get(number)
+                await self._ari.set_global_variable(f"HELPLINE_MENU_{number}", _menu_of(line))
+                # Prompts in the line's language, where the line has them (French otherwise).
+                language = line.language if line is not None and line.language in PROMPT_LANGUAGES else ""
+                await self._ari.set_global_variable(f"HELPLINE_LANG_{number}", language)
             log.info("lines_loaded", lines=len({line.id for line in self._line_by_number.values()}))
 
     async def _sync_roster(self, *, force: bool) -> None:

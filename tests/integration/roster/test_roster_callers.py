@@ -121,6 +121,31 @@ async def test_purge_keeps_practice_calls_and_alternatives_apart(engine: AsyncEn
     assert [(bool(r[0]), *r[1:]) for r in rows] == [(False, 2, 1, 1), (True, 1, 1, 0)]
 
 
+async def test_purge_forgets_old_supervisions_and_handled_debriefs_but_keeps_open_ones(
+    engine: AsyncEngine, roster: Roster
+) -> None:
+    from sqlalchemy import insert
+
+    from helpline_pbx.roster.debriefs import Debriefs
+    from helpline_pbx.roster.tables import Supervision
+
+    listener = await roster.add_listener("Ana", "ana", "volunteer")
+    old = NOW - timedelta(days=100)
+    debriefs = Debriefs(engine)
+    await debriefs.request(listener.id, "c-1", old)
+    await debriefs.handle(listener.id, "cli", old + timedelta(hours=1))
+    await debriefs.request(listener.id, "c-2", old)  # never handled: stays listed
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Supervision).values(
+                supervisor_id="l-sup", listener_id=listener.id, call_id="c-1", mode="listen", started_at=old
+            )
+        )
+    report = await purge(engine, NOW)
+    assert (report.supervisions, report.handled_debriefs) == (1, 1)
+    assert [d.call_id for d in await debriefs.open()] == ["c-2"]
+
+
 async def test_no_caller_table_has_a_column_able_to_hold_an_identity(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         columns = await connection.run_sync(

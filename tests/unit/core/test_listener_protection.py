@@ -479,3 +479,20 @@ def test_a_call_resumed_after_a_restart_does_not_start_a_shift_at_the_epoch() ->
     assert states(out)[-1].reason == "after_call"
     out = queue.handle(TimerFired(TimerKey("rest", "c1", "ana")), 9230.0)
     assert states(out)[-1].state is ListenerState.AVAILABLE
+
+
+def test_a_supervisor_on_duty_but_paused_for_callers_can_still_be_asked_in() -> None:
+    queue = CallQueue(POLICY)
+    queue.handle(online("ana"), 0.0)
+    queue.handle(online("sup", SUPERVISOR), 0.5)
+    queue.handle(ListenerPaused("sup", "supervising"), 0.6)
+    queue.handle(CallerArrived("c1", "main"), 1.0)
+    assert queue.listener_state("sup") is ListenerState.PAUSED
+    queue.handle(OfferAnswered("c1", "ana"), 2.0)
+    assert offers(queue.handle(CallerArrived("c2", "main"), 3.0)) == []  # no caller for the paused supervisor
+    assert offers(queue.handle(HelpRequested("c1", "ana", "supervisor"), 4.0)) == [("c1", "sup")]
+    queue.handle(OfferAnswered("c1", "sup"), 5.0)
+    queue.handle(ListenerLeft("c1", "sup"), 60.0)
+    out = queue.handle(TimerFired(TimerKey("rest", "c1", "sup")), 90.0)
+    # Back to their pause, not to callers.
+    assert [(s.state, s.reason) for s in states(out)] == [(ListenerState.PAUSED, "supervising")]
