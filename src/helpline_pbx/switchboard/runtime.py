@@ -39,30 +39,21 @@ from helpline_pbx.core import (
     DrainRequested,
     Event,
     HelpRequested,
-    ListenerOffline,
-    ListenerOnline,
-    ListenerPaused,
-    ListenerState,
-    ListenerUpdated,
-    PhoneReachability,
     Policy,
 )
-from helpline_pbx.core.routing import Profile
-from helpline_pbx.phones import listener_objects
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
-from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
-from helpline_pbx.roster.states import Presence
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, profile_of, requirements_of
+from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, requirements_of
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.in_call import InCallCodes
 from helpline_pbx.switchboard.legs import LegBook
 from helpline_pbx.switchboard.presence import PresenceCodes
+from helpline_pbx.switchboard.roster_sync import RosterSync
 from helpline_pbx.switchboard.supervision import SNOOP_ROLE, Supervision, is_supervision_channel
 from helpline_pbx.switchboard.translate import channel_gone, leg_gone, listener_answered
 from helpline_pbx.switchboard.waiting_room import WaitingRoom
@@ -92,8 +83,6 @@ class SwitchboardConfig:
 
 
 TALK_SUFFIX = "-talk"
-# The languages prompts/ has texts for.
-PROMPT_LANGUAGES = frozenset({"fr", "en"})
 
 
 def _arrival(channel: Channel) -> float:
@@ -103,24 +92,6 @@ def _arrival(channel: Channel) -> float:
 def _endpoint(channel: Channel) -> str | None:
     tech, _, rest = channel.name.partition("/")
     return rest.rsplit("-", 1)[0] if tech == "PJSIP" and "-" in rest else None
-
-
-def _menu_of(line: LineSnapshot | None) -> str:
-    """What the dialplan asks a line's callers first: the trainee's code on a training line, the kind of
-    support (1 to N) when the line offers several, else nothing."""
-    if line is None:
-        return ""
-    if line.practice:
-        return "practice"
-    return str(len(line.support)) if len(line.support) > 1 else ""
-
-
-def _busy_in_roster(listener: ListenerSnapshot, now: datetime) -> bool:
-    """Whether the roster says a call or a rest holds the listener (maybe with another instance)."""
-    if listener.state in (ListenerState.RINGING, ListenerState.ON_CALL):
-        return True
-    resting = listener.state in (ListenerState.RESTING, ListenerState.AWAITING_DEBRIEF)
-    return resting and listener.state_until is not None and listener.state_until > now
 
 
 def _is_caller(channel: Channel) -> bool:
@@ -144,9 +115,6 @@ class Switchboard:
         self._roster = roster
         self._callers = callers
         self._lines = lines
-        # Lines by number, refreshed when the lines change; empty means "no lines set up: serve every number".
-        self._line_by_number: dict[str, LineSnapshot] = {}
-        self._lines_version: object = None
         self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
         # Presence codes tell the core at once; the roster poll would see them only later.
@@ -166,16 +134,10 @@ class Switchboard:
             service_grace=config.service_grace,
             debriefs=Debriefs(roster.engine),
         )
-        self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
-        self._profiles: dict[str, Profile] = {}  # listener id -> what the core was last told
-        # listener id -> (presence, reason) last seen in the roster: a change is news for the core.
-        self._presence_seen: dict[str, tuple[str, str | None]] = {}
-        # endpoint -> whether Asterisk has a registration for it; listener id by endpoint.
-        self._reachable: dict[str, bool] = {}
-        self._listener_by_endpoint: dict[str, str] = {}
+        self.sync = RosterSync(
+            ari=ari, roster=roster, lines=lines, queue=self.queue, feed=self.feed, app=config.app
+        )
         self._in_call_codes = InCallCodes()
-        self._listener_codes: dict[str, str] = {}  # short code -> listener id
-        self._roster_version: RosterVersion | None = None
         self._draining = False
         self._stopped = asyncio.Event()
         self._drained = asyncio.Event()
@@ -216,8 +178,8 @@ class Switchboard:
     def line_named(self, name: str) -> LineSnapshot | None:
         """The line a call is on, by the name the core knows it by, or by the number dialled (what a caller
         re-adopted after a restart is known by); None when no lines are set up."""
-        found = next((line for line in self._line_by_number.values() if line.name == name), None)
-        return found or self._line_by_number.get(name)
+        found = next((line for line in self.sync.line_by_number.values() if line.name == name), None)
+        return found or self.sync.line_by_number.get(name)
 
     @property
     def connections(self) -> int:
@@ -280,7 +242,7 @@ class Switchboard:
             case StasisStart():
                 self._on_stasis_start(item)
             case EndpointStateChange():
-                self._on_endpoint_state(item.endpoint.resource, item.endpoint.state)
+                self.sync.on_endpoint_state(item.endpoint.resource, item.endpoint.state)
             case ChannelDtmfReceived():
                 self._on_dtmf(item.channel.id, item.digit)
             case ChannelDestroyed() | StasisEnd():
@@ -306,18 +268,18 @@ class Switchboard:
                     f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
                 )
                 return
-            verdict = line_verdict(self._line_by_number, number, datetime.now(UTC))
+            verdict = line_verdict(self.sync.line_by_number, number, datetime.now(UTC))
             if isinstance(verdict, str):
                 # Closed, inactive or unknown: a message with alternatives, never silence.
                 channel_id = event.channel.id
-                prompt = self._line_by_number[number].messages.closed if verdict == "closed" else ""
+                prompt = self.sync.line_by_number[number].messages.closed if verdict == "closed" else ""
                 log.info("caller_turned_away", reason=verdict)
                 self.executor.lanes.submit(
                     f"channel:{channel_id}", lambda: self._turn_away(channel_id, verdict, prompt)
                 )
                 return
             line = verdict.name if verdict else number
-            requirements = requirements_of(verdict, choice, self._listener_by_code)
+            requirements = requirements_of(verdict, choice, self.sync.listener_by_code)
             label = verdict.label if verdict else self._config.line_name
             call = self.book.open_call(event.channel.id, line, label)
             show_repeats = verdict.repeat_hint if verdict else self._config.repeat_hint
@@ -345,16 +307,6 @@ class Switchboard:
                 self.executor.lanes.submit(
                     f"channel:{event.channel.id}", lambda: self._hangup(event.channel.id)
                 )
-
-    def _on_endpoint_state(self, endpoint: str, state: str | None) -> None:
-        reachable = state == "online"
-        if self._reachable.get(endpoint) == reachable:
-            return
-        self._reachable[endpoint] = reachable
-        listener_id = self._listener_by_endpoint.get(endpoint)
-        if listener_id is not None:
-            log.info("phone_reachability", listener_id=listener_id, reachable=reachable)
-            self.feed(PhoneReachability(listener_id, reachable))
 
     def _on_dtmf(self, channel_id: str, digit: str) -> None:
         """Codes a listener keys during a call: ask for help, hand over, mark the call difficult."""
@@ -402,8 +354,8 @@ class Switchboard:
             await self.executor.ensure_holding_bridge()
             await self._claim_numbers()
             await self._reconcile()
-            self._pushed_phones.clear()
-            await self._sync_roster(force=True)
+            self.sync.forget_phones()
+            await self.sync.run(force=True)
         except (AriError, RosterError) as exc:
             log.error("resync_failed", error=exc.code)
         self.connected.set()
@@ -583,131 +535,9 @@ class Switchboard:
             if not self.connected.is_set():
                 continue
             try:
-                await self._sync_roster(force=False)
+                await self.sync.run(force=False)
             except (AriError, RosterError) as exc:
                 log.warning("roster_sync_failed", error=exc.code)
-
-    async def _sync_lines(self, *, force: bool) -> None:
-        if self._lines is None:
-            return
-        version = await self._lines.version()
-        if force or version != self._lines_version:
-            previous = set(self._line_by_number)
-            self._line_by_number = {
-                number: line for line in await self._lines.list() for number in line.numbers
-            }
-            self._lines_version = version
-            # The dialplan asks a line's callers which kind of support they need when it offers several.
-            for number in previous | set(self._line_by_number):
-                line = self._line_by_number.get(number)
-                await self._ari.set_global_variable(f"HELPLINE_MENU_{number}", _menu_of(line))
-                # Prompts in the line's language, where the line has them (French otherwise).
-                language = line.language if line is not None and line.language in PROMPT_LANGUAGES else ""
-                await self._ari.set_global_variable(f"HELPLINE_LANG_{number}", language)
-            log.info("lines_loaded", lines=len({line.id for line in self._line_by_number.values()}))
-
-    async def _sync_roster(self, *, force: bool) -> None:
-        await self._sync_lines(force=force)
-        version = await self._roster.roster_version()
-        if force or version != self._roster_version:
-            active = await self._roster.list_listeners(active_only=True)
-            await self._push_phones(active)
-            # The dialplan fallback rings these phones when the service cannot take a call.
-            ring_group = "&".join(f"PJSIP/{listener.endpoint}" for listener in active)
-            await self._ari.set_global_variable("HELPLINE_RING_GROUP", ring_group)
-            self._roster_version = version
-        await self._sync_availability()
-
-    async def _push_phones(self, listeners: list[ListenerSnapshot]) -> None:
-        wanted = {listener.endpoint: listener.sip_secret for listener in listeners}
-        for endpoint, secret in wanted.items():
-            if self._pushed_phones.get(endpoint) == secret:
-                continue
-            for object_type, fields in listener_objects(endpoint, secret):
-                await self._ari.put_config_object(object_type, endpoint, fields)
-            # This phone's feature codes come to this instance (several may share one Asterisk).
-            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", self._config.app)
-
-            self._pushed_phones[endpoint] = secret
-            log.info("phone_configured", endpoint=endpoint)
-        for endpoint in set(self._pushed_phones) - set(wanted):
-            for object_type in ("endpoint", "aor", "auth"):
-                with contextlib.suppress(AriNotFound):
-                    await self._ari.delete_config_object(object_type, endpoint)
-            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", "")
-            del self._pushed_phones[endpoint]
-            log.info("phone_removed", endpoint=endpoint)
-
-    async def _sync_availability(self) -> None:
-        """Bring the core's view of who takes calls in line with the roster and with Asterisk.
-
-        Presence (on, paused, off) is the listener's choice, written by a phone code or the CLI: a change
-        seen in the roster is news for the core. A listener on duty the core does not know, or lost to a
-        claim another instance won, comes (back) once free; one removed, deactivated or off duty goes
-        offline. States the core owns (ringing, on call, resting...) are left alone: it writes those.
-        """
-        now = datetime.now(UTC)
-        active = {listener.id: listener for listener in await self._roster.list_listeners(active_only=True)}
-        self._listener_by_endpoint = {x.endpoint: x.id for x in active.values()}
-        self._listener_codes = {x.code: x.id for x in active.values() if x.code}
-        for endpoint in await self._ari.list_endpoints("PJSIP"):
-            if endpoint.resource in self._listener_by_endpoint:
-                self._on_endpoint_state(endpoint.resource, endpoint.state)
-        for listener in active.values():
-            await self._sync_listener(listener, now)
-        for view in self.queue.listeners():
-            if view.listener_id not in active and view.online:
-                self._presence_seen.pop(view.listener_id, None)
-                self.feed(ListenerOffline(listener_id=view.listener_id))
-
-    async def _sync_listener(self, listener: ListenerSnapshot, now: datetime) -> None:
-        profile = profile_of(listener)
-        known = self.queue.listener_state(listener.id)
-        on_duty = known not in (None, ListenerState.OFFLINE)
-        if on_duty and self._profiles.get(listener.id) != profile:
-            # A role (or skill) changed in the roster: the core takes it, whatever they are doing.
-            self.feed(ListenerUpdated(listener.id, listener.endpoint, profile))
-        self._profiles[listener.id] = profile
-        presence = (listener.presence.value, listener.presence_reason)
-        changed = self._presence_seen.get(listener.id) != presence
-        self._presence_seen[listener.id] = presence
-        if listener.presence is Presence.OFF:
-            if on_duty:
-                self.feed(ListenerOffline(listener.id))
-            return
-        if not on_duty:
-            # Coming on duty, or back after a claim another instance won: once no call or rest holds them.
-            if _busy_in_roster(listener, now):
-                return
-            self.feed(await self._coming_online(listener, profile))
-        elif changed and listener.presence is Presence.PAUSED:
-            self.feed(ListenerPaused(listener.id, listener.presence_reason or "paused"))
-        elif changed:
-            self.feed(
-                ListenerOnline(
-                    listener.id, listener.endpoint, profile=profile, reachable=self._is_reachable(listener)
-                )
-            )
-
-    async def _coming_online(self, listener: ListenerSnapshot, profile: Profile) -> ListenerOnline:
-        shift_start = listener.shift_started_at
-        shift_calls = await self._roster.calls_since(listener.id, shift_start) if shift_start else 0
-        return ListenerOnline(
-            listener_id=listener.id,
-            endpoint=listener.endpoint,
-            idle_since=listener.idle_since.timestamp() if listener.idle_since else None,
-            profile=profile,
-            reachable=self._is_reachable(listener),
-            on_duty_since=shift_start.timestamp() if shift_start else None,
-            shift_calls=shift_calls,
-            paused=(listener.presence_reason or "paused") if listener.presence is Presence.PAUSED else None,
-        )
-
-    def _is_reachable(self, listener: ListenerSnapshot) -> bool:
-        return self._reachable.get(listener.endpoint, False)
-
-    def _listener_by_code(self, code: str) -> str | None:
-        return self._listener_codes.get(code)
 
     # ---- stopping ------------------------------------------------------------------------------------
 

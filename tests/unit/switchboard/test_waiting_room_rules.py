@@ -355,13 +355,15 @@ async def test_an_overloaded_line_plays_its_messages_first() -> None:
 async def test_the_estimate_comes_from_recent_calls() -> None:
     """Three calls of 4 min and a 1 min rest, one listener on duty but busy: "about 5 minutes"."""
     room = Room(line(announce_every=30, max_wait=3600))
-    room.feed(ListenerOnline("l1", "phone-1", reachable=False))
     for n in range(3):
         record = CallRecord(f"old-{n}", "ecoute", 0, 0, 0, 240, "served", "l1", 1, 0, 240)
         room.room.on_decision(ListenerOnline("l1", "phone-1"), [RecordCall(record)])
+    room.feed(ListenerOnline("l1", "phone-1"))
+    talking = room.arrive("caller-0")
+    room.feed(OfferAnswered(talking, "l1"))
     room.arrive()
     await room.settled()
-    assert [media for _, media, _ in room.ari.plays()] == [
+    assert [media for channel, media, _ in room.ari.plays() if channel == "caller-1"] == [
         [NEXT, "sound:helpline/wait-about", "number:5", "sound:helpline/minutes"]
     ]
 
