@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
-from tests.e2e.sipp import SippProcess
+from tests.e2e.keys import keying_caller
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
-
-DTMF_PCAPS = "/usr/share/sip-tester"  # shipped by the sip-tester package
 
 
 async def _reaches_context(ari: AriClient, context: str, timeout: float = 10.0) -> bool:
@@ -76,38 +73,6 @@ async def test_a_line_offers_its_calls_only_to_listeners_with_its_skills(
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
 
 
-def _menu_caller(sipp: Sipp, digit: str) -> SippProcess:
-    """A caller who answers the line's menu with one RFC 2833 digit (SIPp's own DTMF recordings)."""
-    template = (Path(__file__).parents[1] / "sipp" / "caller.xml").read_text(encoding="utf-8")
-    scenario = template.replace(
-        "m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000",
-        "m=audio [media_port] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
-        "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16",
-    ).replace(
-        '  <label id="in_call" />',
-        '  <pause milliseconds="1500" />\n'
-        f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{digit}.pcap" /></action></nop>\n'
-        '  <label id="in_call" />',
-        1,
-    )
-    assert "dtmf_2833" in scenario
-    assert "telephone-event" in scenario
-    path = sipp.workdir / f"caller_menu_{digit}.xml"
-    sipp.workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(scenario, encoding="utf-8")
-    proc = SippProcess(
-        path,
-        workdir=sipp.workdir,
-        local_ip=sipp.asterisk.trunk_ip,
-        remote=sipp.remote,
-        service=sipp.line,
-        calls=1,
-        lifetime=120,
-    )
-    sipp.processes.append(proc)
-    return proc.start()
-
-
 async def test_the_menu_sends_a_legal_question_to_a_listener_trained_for_it(
     roster: Roster, service: ServiceFactory, sipp: Sipp
 ) -> None:
@@ -119,7 +84,7 @@ async def test_the_menu_sends_a_legal_question_to_a_listener_trained_for_it(
     svc = await service()
     await online_phone(svc, sipp, anyone)
     await online_phone(svc, sipp, lawyer, "listener_answer_hangup", pause_ms=500)
-    caller = _menu_caller(sipp, "3")
+    caller = keying_caller(sipp, "3")
 
     [record] = await svc.decisions.wait_records(1, timeout=40)
     assert record.listener_id == lawyer.id
@@ -139,7 +104,7 @@ async def test_urgent_goes_to_a_professional_first(
     svc = await service()
     await online_phone(svc, sipp, volunteer)
     await online_phone(svc, sipp, pro, "listener_answer_hangup", pause_ms=500)
-    caller = _menu_caller(sipp, "9")
+    caller = keying_caller(sipp, "9")
 
     [record] = await svc.decisions.wait_records(1, timeout=40)
     assert record.listener_id == pro.id

@@ -9,12 +9,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener, online_phone
 from tests.e2e.harness import RunningService, wait_registered
-from tests.e2e.sipp import SippProcess
-from tests.e2e.test_lines import _menu_caller
+from tests.e2e.keys import keying_caller, keying_listener
 
 from helpline_pbx.core import (
     JoinCall,
@@ -30,50 +28,6 @@ from helpline_pbx.core import (
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
-
-DTMF_PCAPS = "/usr/share/sip-tester"  # shipped by the sip-tester package
-PCAP_NAMES = {"*": "star", "#": "pound"}
-
-
-def keying_listener(sipp: Sipp, keys: str, name: str) -> Path:
-    """A listener's phone scenario that answers, then keys `keys` a moment into the call (SIP INFO
-    application/dtmf-relay, which Asterisk takes from any phone: SIPp's RFC 2833 recordings all carry one
-    timestamp, so Asterisk hears a second digit as the first one again), then stays in the call until the
-    -d pause ends or the other side hangs up."""
-    template = (Path(__file__).parents[1] / "sipp" / "listener_answer_hangup.xml").read_text(encoding="utf-8")
-    infos = "".join(
-        f"""  <pause milliseconds="700" />
-  <send retrans="500">
-    <![CDATA[
-
-      INFO [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]-k{n}
-      [routes]
-      From:[$invite_to];tag=[pid]SIPpTag01[call_number]
-      To:[$invite_from]
-      Call-ID: [call_id]
-      CSeq: {n + 1} INFO
-      Max-Forwards: 70
-      Content-Type: application/dtmf-relay
-      Content-Length: [len]
-
-      Signal={key}
-      Duration=160
-
-    ]]>
-  </send>
-  <recv response="200" />
-"""
-        for n, key in enumerate(keys)
-    )
-    scenario = template.replace(
-        '  <recv request="ACK" rtd="true" />\n', '  <recv request="ACK" rtd="true" />\n' + infos, 1
-    ).replace("CSeq: 1 BYE", "CSeq: 20 BYE")
-    assert scenario.count(" INFO\n") == len(keys)
-    sipp.workdir.mkdir(parents=True, exist_ok=True)
-    path = sipp.workdir / f"{name}.xml"
-    path.write_text(scenario, encoding="utf-8")
-    return path
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -155,7 +109,7 @@ async def test_a_chosen_kind_of_support_nobody_on_duty_holds_widens_to_the_line(
     anyone = await add_listener(roster, "Anyone")
     svc = await service()
     await online_phone(svc, sipp, anyone, "listener_answer_hangup", pause_ms=300)
-    caller = _menu_caller(sipp, "2")
+    caller = keying_caller(sipp, "2")
     [record] = await svc.decisions.wait_records(1, timeout=40)
     assert record.listener_id == anyone.id
     [arrived] = [e for e in svc.decisions.events() if type(e).__name__ == "CallerArrived"]
@@ -314,41 +268,6 @@ async def test_practice_calls_reach_trainees_only_and_are_marked_practice(
     assert stored is not None
     assert stored.practice
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
-
-
-def keying_caller(sipp: Sipp, keys: str) -> SippProcess:
-    """A caller (a trainer) who keys `keys` (RFC 2833) a moment after the line answers."""
-    template = (Path(__file__).parents[1] / "sipp" / "caller.xml").read_text(encoding="utf-8")
-    plays = "".join(
-        '  <pause milliseconds="1200" />\n'
-        f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{PCAP_NAMES.get(k, k)}.pcap" />'
-        "</action></nop>\n"
-        for k in keys
-    )
-    scenario = template.replace(
-        "m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000",
-        "m=audio [media_port] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
-        "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16",
-    ).replace(
-        '  <label id="in_call" />',
-        '  <pause milliseconds="1500" />\n' + plays + '  <label id="in_call" />',
-        1,
-    )
-    assert scenario.count("dtmf_2833") == len(keys)
-    path = sipp.workdir / "caller_keys.xml"
-    sipp.workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(scenario, encoding="utf-8")
-    proc = SippProcess(
-        path,
-        workdir=sipp.workdir,
-        local_ip=sipp.asterisk.trunk_ip,
-        remote=sipp.remote,
-        service=sipp.line,
-        calls=1,
-        lifetime=120,
-    )
-    sipp.processes.append(proc)
-    return proc.start()
 
 
 async def test_a_trainer_reaches_the_trainee_they_chose_by_code(

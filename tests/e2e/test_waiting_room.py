@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import update
 from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
 from tests.e2e.harness import RunningService
-from tests.e2e.sipp import SippProcess
+from tests.e2e.keys import keying_caller
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
@@ -33,7 +32,6 @@ from helpline_pbx.core import CallerArrived, ConnectCall
 from helpline_pbx.roster.lines import LineMessages, LineRow, Lines
 from helpline_pbx.roster.repository import Roster
 
-DTMF_PCAPS = "/usr/share/sip-tester"  # shipped by the sip-tester package
 LINE_NAME = "attente"
 OVERLOADED = "sound:helpline/overloaded"
 CHOICE = "sound:helpline/keep-or-alternatives"
@@ -136,38 +134,6 @@ async def _in_context(ari: AriClient, channel_id: str, context: str, timeout: fl
                 return True
         await asyncio.sleep(0.05)
     return False
-
-
-def _keying_caller(sipp: Sipp, digit: str, after_ms: int) -> SippProcess:
-    """A caller who keys one RFC 2833 digit `after_ms` after the line answered (SIPp's own recordings)."""
-    template = (Path(__file__).parents[1] / "sipp" / "caller.xml").read_text(encoding="utf-8")
-    scenario = template.replace(
-        "m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000",
-        "m=audio [media_port] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
-        "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-16",
-    ).replace(
-        '  <label id="in_call" />',
-        f'  <pause milliseconds="{after_ms}" />\n'
-        f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{digit}.pcap" /></action></nop>\n'
-        '  <label id="in_call" />',
-        1,
-    )
-    assert "dtmf_2833" in scenario
-    assert "telephone-event" in scenario
-    path = sipp.workdir / f"caller_keys_{digit}.xml"
-    sipp.workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(scenario, encoding="utf-8")
-    proc = SippProcess(
-        path,
-        workdir=sipp.workdir,
-        local_ip=sipp.asterisk.trunk_ip,
-        remote=sipp.remote,
-        service=sipp.line,
-        calls=1,
-        lifetime=120,
-    )
-    sipp.processes.append(proc)
-    return proc.start()
 
 
 def _overlaps(events: AriEvents, channel_id: str) -> list[str]:
@@ -289,7 +255,7 @@ async def test_pressing_2_after_the_choice_hears_the_alternatives(
     await _line(roster, sipp, choice_after=1, messages=LineMessages(alternatives="fallback"))
     svc = await service()
     events = await _watch(svc)
-    _keying_caller(sipp, "2", after_ms=3000)
+    keying_caller(sipp, "2", after_ms=3000)
     _, channel = await _caller_channel(svc, 1)
 
     [record] = await svc.decisions.wait_records(1, timeout=15)
@@ -312,7 +278,7 @@ async def test_pressing_1_keeps_the_place(roster: Roster, service: ServiceFactor
     await _line(roster, sipp, choice_after=1)
     svc = await service()
     events = await _watch(svc)
-    _keying_caller(sipp, "1", after_ms=3000)
+    keying_caller(sipp, "1", after_ms=3000)
     call_id, channel = await _caller_channel(svc, 1)
 
     def key_time() -> float | None:

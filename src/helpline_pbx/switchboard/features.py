@@ -20,6 +20,7 @@ from helpline_pbx.ari.models import Channel
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import CallNotFound, ListenerNotFound, RosterError
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import Role
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,21 @@ def endpoint_of(channel_name: str) -> str | None:
     if tech != "PJSIP" or "-" not in rest:
         return None
     return rest.rsplit("-", 1)[0] or None
+
+
+async def dialler(roster: Roster, channel: Channel) -> ListenerSnapshot | None:
+    """The listener whose authenticated endpoint placed this call (active or not), if any.
+
+    get_listener also matches ids, pseudonyms and short codes: only the endpoint itself proves who dialled.
+    """
+    endpoint = endpoint_of(channel.name)
+    if endpoint is None:
+        return None
+    try:
+        who = await roster.get_listener(endpoint)
+    except ListenerNotFound:
+        return None
+    return who if who.endpoint == endpoint else None
 
 
 class Features:
@@ -63,12 +79,8 @@ class Features:
             await self._ari.continue_in_dialplan(channel.id, RESULT_CONTEXT, result, 1)
 
     async def _bar(self, channel: Channel, code: str) -> Result:
-        endpoint = endpoint_of(channel.name)
-        if endpoint is None or self._callers is None:
-            return "refused"
-        try:
-            who = await self._roster.get_listener(endpoint)
-        except ListenerNotFound:
+        who = await dialler(self._roster, channel)
+        if who is None or self._callers is None:
             return "refused"
         if not who.active or who.role is not Role.SUPERVISOR:
             log.info("feature_refused", feature="bar", listener_id=who.id)

@@ -33,7 +33,7 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import Presence, Role
 from helpline_pbx.switchboard.arrivals import profile_of
-from helpline_pbx.switchboard.features import Handler, endpoint_of
+from helpline_pbx.switchboard.features import Handler, dialler
 
 log = structlog.get_logger(__name__)
 
@@ -172,17 +172,8 @@ class PresenceCodes:
 
     async def _dialler(self, channel: Channel) -> ListenerSnapshot | None:
         """The active listener whose authenticated endpoint placed this call, if any."""
-        endpoint = endpoint_of(channel.name)
-        if endpoint is None:
-            return None
-        try:
-            who = await self._roster.get_listener(endpoint)
-        except ListenerNotFound:
-            return None
-        # get_listener also matches ids, pseudonyms and codes: only the endpoint itself proves who dialled.
-        if who.endpoint != endpoint or not who.active:
-            return None
-        return who
+        who = await dialler(self._roster, channel)
+        return who if who is not None and who.active else None
 
     async def _tell_why(self, channel: Channel, who: ListenerSnapshot) -> None:
         notice = NOTICES.get(who.presence_reason or "") if who.presence is Presence.PAUSED else None

@@ -41,7 +41,7 @@ from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.switchboard.executor import talk_bridge_id, with_retry
-from helpline_pbx.switchboard.features import Handler, endpoint_of
+from helpline_pbx.switchboard.features import Handler, dialler
 from helpline_pbx.switchboard.legs import LegBook, readable_token
 from helpline_pbx.switchboard.workers import Lanes
 
@@ -242,14 +242,7 @@ class Supervision:
 
     async def _supervisor(self, channel: Channel) -> ListenerSnapshot | None:
         # Who dials is known from the authenticated endpoint of the channel, never from what the phone says.
-        endpoint = endpoint_of(channel.name)
-        if endpoint is None:
-            return None
-        try:
-            who = await self._roster.get_listener(endpoint)
-        except ListenerNotFound:
-            return None
-        return who if who.endpoint == endpoint else None
+        return await dialler(self._roster, channel)
 
     async def _listener_by_code(self, code: str) -> ListenerSnapshot | None:
         if not code.isdigit() or len(code) > 6:
