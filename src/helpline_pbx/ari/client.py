@@ -287,6 +287,7 @@ class AriClient:
         extension: str,
         caller_id: str | None = None,
         timeout: int | None = None,  # noqa: ASYNC109 - Asterisk's ring time, in seconds
+        variables: Mapping[str, str] | None = None,
     ) -> Channel:
         """Dial ``endpoint`` and, once answered, run the dialplan at ``context``/``extension``, priority 1."""
         return await self._one(
@@ -301,6 +302,7 @@ class AriClient:
                 "callerId": caller_id,
                 "timeout": timeout,
             },
+            json={"variables": dict(variables)} if variables else None,
         )
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:

@@ -352,8 +352,9 @@ class Executor:
 
     # ---- listeners' phones ----------------------------------------------------------------------------
 
-    async def _notify(self, listener_id: str, endpoint: str, notice: str) -> None:
-        """Ring the phone; once answered it hears the notice from the dialplan and hangs up."""
+    async def _notify(self, listener_id: str, endpoint: str, notice: str, about: str | None = None) -> None:
+        """Ring the phone; once answered it hears the notice from the dialplan (and the short code of the
+        listener it is about, if any) and hangs up."""
         try:
             await self._ari.originate_to_dialplan(
                 f"notice-{listener_id}-{notice}-{int(time.time())}",
@@ -362,6 +363,7 @@ class Executor:
                 extension=notice,
                 caller_id='"Écoute" <notice>',
                 timeout=NOTICE_RING_SECONDS,
+                variables={"HELPLINE_NOTICE_CODE": about} if about else None,
             )
         except AriError as exc:
             log.warning("notice_failed", listener_id=listener_id, notice=notice, error=exc.code)
@@ -387,11 +389,13 @@ class Executor:
             for x in listeners
             if x.role is Role.SUPERVISOR and x.presence is not Presence.OFF and x.id != command.listener_id
         ]
+        # The supervisor hears whose request it is by the listener's short code, never a name on the line.
+        code = next((x.code for x in listeners if x.id == command.listener_id), None)
         log.info("debrief_requested", listener_id=command.listener_id, supervisors=len(supervisors))
         for supervisor in supervisors:
             self.lanes.submit(
                 f"notice:{supervisor.id}",
-                functools.partial(self._notify, supervisor.id, supervisor.endpoint, "debrief-request"),
+                functools.partial(self._notify, supervisor.id, supervisor.endpoint, "debrief-request", code),
             )
 
     # ---- roster ---------------------------------------------------------------------------------------

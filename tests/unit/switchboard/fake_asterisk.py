@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -400,8 +400,9 @@ class FakeAsterisk:
         extension: str,
         caller_id: str | None = None,
         timeout: int | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> Channel:
-        await self._enter("originate_to_dialplan", channel_id, endpoint, context, extension)
+        await self._enter("originate_to_dialplan", channel_id, endpoint, context, extension, variables)
         return Channel(id=channel_id, name=f"{endpoint}-00000001", state="Down")
 
 
