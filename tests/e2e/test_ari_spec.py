@@ -224,9 +224,10 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         ("notice-1", "PJSIP/listener-7"),
         {
             "context": "listener-notice",
-            "extension": "shift-limit",
+            "extension": "debrief-request",
             "caller_id": "Helpline <0>",
             "timeout": 30,
+            "variables": {"HELPLINE_NOTICE_CODE": "123"},
         },
     ),
     "hangup": (("call-1",), {}),
