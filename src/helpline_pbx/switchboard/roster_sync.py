@@ -101,7 +101,7 @@ class RosterSync:
             log.info("phone_reachability", listener_id=listener_id, reachable=reachable)
             self._feed(PhoneReachability(listener_id, reachable))
 
-    async def _sync_lines(self, *, force: bool) -> None:
+    async def sync_lines(self, *, force: bool) -> None:
         if self._lines is None:
             return
         version = await self._lines.version()
@@ -122,7 +122,7 @@ class RosterSync:
 
     async def run(self, *, force: bool) -> None:
         """One pass: lines, phones, then who is on duty; force after a (re)connect, when Asterisk forgot."""
-        await self._sync_lines(force=force)
+        await self.sync_lines(force=force)
         version = await self._roster.roster_version()
         if force or version != self._roster_version:
             active = await self._roster.list_listeners(active_only=True)

@@ -353,6 +353,8 @@ class Switchboard:
         try:
             await self.executor.ensure_holding_bridge()
             await self._claim_numbers()
+            # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
+            await self.sync.sync_lines(force=True)
             await self._reconcile()
             self.sync.forget_phones()
             await self.sync.run(force=True)
@@ -418,11 +420,20 @@ class Switchboard:
             and _is_caller(channels[c])
         ]
         for channel in sorted([*waiting, *unbridged], key=_arrival):
-            line = channel.dialplan.exten if channel.dialplan else "s"
-            call = self.book.open_call(channel.id, line, self._config.line_name)
+            line, label, snapshot = self._line_of(channel)
+            # The menu choice the dialplan stored on the channel: the caller keeps what they asked for.
+            choice = await self._channel_variable(channel.id, "HELPLINE_CHOICE")
+            call = self.book.open_call(channel.id, line, label)
             if channel in unbridged:
                 self.executor.admit(call)
-            self.feed(CallerArrived(call_id=call.call_id, line=line, arrived_at=_arrival(channel)))
+            self.feed(
+                CallerArrived(
+                    call_id=call.call_id,
+                    line=line,
+                    arrived_at=_arrival(channel),
+                    requirements=requirements_of(snapshot, choice, self.sync.listener_by_code),
+                )
+            )
         handled.update(c.id for c in waiting)
         handled.update(c.id for c in unbridged)
 
@@ -442,6 +453,20 @@ class Switchboard:
             orphans=len(orphans),
             listeners_repaired=repaired,
         )
+
+    def _line_of(self, channel: Channel) -> tuple[str, str, LineSnapshot | None]:
+        """(line name, label for phones, the line) of a caller found in Asterisk, from the number dialled."""
+        number = channel.dialplan.exten if channel.dialplan else "s"
+        snapshot = self.sync.line_by_number.get(number)
+        if snapshot is None:
+            return number, self._config.line_name, None
+        return snapshot.name, snapshot.label, snapshot
+
+    async def _channel_variable(self, channel_id: str, name: str) -> str:
+        try:
+            return await self._ari.get_variable(channel_id, name)
+        except AriNotFound:
+            return ""
 
     def _forget_vanished(self, live_channels: set[str]) -> int:
         """End what the core knows but Asterisk no longer has (an event we never got): no ghost calls."""
@@ -488,8 +513,8 @@ class Switchboard:
             return False
         listener_channel, (_, listener_id) = listener[0], listener[1]
         caller = channels[callers[0]]
-        line = caller.dialplan.exten if caller.dialplan else "s"
-        call = self.book.open_call(caller.id, line, self._config.line_name, call_id=call_id)
+        line, label, _ = self._line_of(caller)
+        call = self.book.open_call(caller.id, line, label, call_id=call_id)
         self.book.add_listener_leg(call, listener_id, listener_channel, answered=True)
         endpoint = _endpoint(channels[listener_channel]) or ""
         self.feed(

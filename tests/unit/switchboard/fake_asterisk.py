@@ -140,6 +140,8 @@ class FakeAsterisk:
         self._holds: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
         self._numbers = itertools.count(0x100)
+        # Channel variables, as the dialplan or the service set them.
+        self.variables: dict[tuple[str, str], str] = {}
         # Endpoints whose phone has no registration: the switchboard must never ring them.
         self.unregistered: set[str] = set()
 
@@ -352,6 +354,13 @@ class FakeAsterisk:
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self._enter("set_variable", channel_id, name, value)
         self._channel("POST", channel_id)
+        self.variables[(channel_id, name)] = value
+
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        """A channel variable; an unset one reads as empty, as Asterisk answers for dialplan variables."""
+        await self._enter("get_variable", channel_id, name)
+        self._channel("GET", channel_id)
+        return self.variables.get((channel_id, name), "")
 
     async def set_global_variable(self, name: str, value: str) -> None:
         await self._enter("set_global_variable", name, value)

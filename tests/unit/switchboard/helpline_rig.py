@@ -32,6 +32,7 @@ from helpline_pbx.ari.stream import Connected, Disconnected, EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine, upgrade
+from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
@@ -133,7 +134,12 @@ class Helpline:
         )
         events = FakeEvents()
         board = Switchboard(
-            config, cast(Any, self.asterisk), cast(EventStream, events), self.roster, self.callers
+            config,
+            cast(Any, self.asterisk),
+            cast(EventStream, events),
+            self.roster,
+            self.callers,
+            Lines(self.roster.engine),
         )
         board.observers.append(Decisions())
         task = asyncio.create_task(board.run())

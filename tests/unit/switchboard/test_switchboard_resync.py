@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fake_asterisk import EPOCH, HOLDING, caller_args, channel_json, stasis_start
+from fake_asterisk import EPOCH, HOLDING, LINE, caller_args, channel_json, stasis_start
 from helpline_rig import Helpline
 
 from helpline_pbx.ari.stream import Connected, Disconnected
-from helpline_pbx.core import CallState, OfferCall
+from helpline_pbx.core import CallerArrived, CallState, OfferCall
+from helpline_pbx.roster.lines import Lines
 
 TALKING_CALL = "helpline-a1b2c3d4e5f6"
 LOST_CALL = "helpline-0f0e0d0c0b0a"  # the call a listener was ringing for when the service died
@@ -123,3 +124,39 @@ async def test_caller_arriving_during_a_reconnect_is_one_call(helpline: Helpline
 
     assert len(helpline.board.queue.calls()) == 1
     assert len(helpline.decisions.of(OfferCall)) == 1
+
+
+async def test_a_readopted_caller_keeps_their_line_and_menu_choice(helpline: Helpline) -> None:
+    """After a restart, a waiting caller of a line that needs a skill, who chose "legal" in the menu, is
+    queued with the line's name and needs: the untrained listener is never offered the call."""
+    lines = Lines(helpline.roster.engine)
+    await lines.add(
+        "adultes",
+        label="Écoute Adultes",
+        numbers=[LINE],
+        skills=["violences"],
+        support=["ecoute", "juridique"],
+    )
+    untrained = await helpline.roster.add_listener("Untrained", "untrained", "volunteer")
+    lawyer = await helpline.roster.add_listener(
+        "Lawyer", "lawyer", "volunteer", skills=["violences", "juridique"]
+    )
+    now = datetime.now(UTC)
+    for listener in (untrained, lawyer):
+        await helpline.roster.set_presence(listener.id, "on", now=now)
+    waiting = channel_json("1740800021.21", "PJSIP/trunk-00000021", created=EPOCH)
+    helpline.asterisk.enter_stasis(waiting)
+    helpline.asterisk.bridges[HOLDING] = [waiting["id"]]
+    helpline.asterisk.variables[(waiting["id"], "HELPLINE_CHOICE")] = "2"
+
+    board = await helpline.start()
+
+    [call_id] = board.queue.waiting()
+    [arrived] = [e for e in helpline.decisions.events() if isinstance(e, CallerArrived)]
+    assert arrived.line == "adultes"
+    assert arrived.requirements.skills == {"violences"}
+    assert arrived.requirements.wanted == {"juridique"}
+    assert {o.listener_id for o in helpline.decisions.offers()} == {lawyer.id}
+    call = board.book.call(call_id)
+    assert call is not None
+    assert call.label.startswith("Écoute Adultes")
