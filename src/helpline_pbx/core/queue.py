@@ -5,6 +5,7 @@ listeners or timers the queue does not know (duplicates, late arrivals, cancelle
 ignored, so the executor may report whatever it sees without filtering.
 """
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import assert_never
@@ -212,18 +213,28 @@ class CallQueue:
         )
 
     def position(self, call_id: str) -> int | None:
-        """The caller's place among those not yet connected (1 = next), in the order they are served:
-        priority, then arrival. None for a call that is connected or unknown."""
-        order = self._queue_order()
-        for index, call in enumerate(order, start=1):
-            if call.call_id == call_id:
-                return index
-        return None
+        """The caller's place among the callers of their line not yet connected (1 = next), in the order
+        they are served: priority, then arrival. Callers of other lines are left out: they mostly wait for
+        other listeners, and counting them would tell a caller a place that means nothing. None for a call
+        that is connected or unknown."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is CallState.CONNECTED:
+            return None
+        same_line = [c.call_id for c in self._queue_order() if c.line == call.line]
+        return same_line.index(call_id) + 1
 
-    def on_duty(self) -> int:
+    def on_duty(self, call_id: str | None = None) -> int:
         """How many listeners are on duty, with a registered phone, and may take calls now or after their
-        current call or rest (what an honest estimated wait divides by)."""
-        return sum(1 for x in self._listeners.values() if self._is_on_duty(x) and x.reachable)
+        current call or rest (what an honest estimated wait divides by). With a call: only those who may
+        ever take that call (its skills, language, training; every role its reach will widen to)."""
+        call = self._calls.get(call_id or "")
+        return sum(
+            1
+            for x in self._listeners.values()
+            if self._is_on_duty(x)
+            and x.reachable
+            and (call is None or rank(call.requirements, x.profile, math.inf, wanted_held=False) is not None)
+        )
 
     def _queue_order(self) -> list[_Call]:
         # Higher priority first, then arrival order (the dict's order; the sort is stable).

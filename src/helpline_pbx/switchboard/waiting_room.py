@@ -422,8 +422,8 @@ class WaitingRoom:
     def _position(self, call_id: str) -> int | None:
         return self._queue.position(call_id)
 
-    def _on_duty(self) -> int:
-        return self._queue.on_duty()
+    def _on_duty(self, call_id: str) -> int:
+        return self._queue.on_duty(call_id)
 
     def _estimate(self, waiter: _Waiter, position: int | None) -> float | None:
         if position is None:
@@ -431,14 +431,16 @@ class WaitingRoom:
         rest = waiter.line.rest_after_call
         return estimated_wait(
             position,
-            self._on_duty(),
+            self._on_duty(waiter.call_id),
             self._talks,
             rest_seconds=self._rest_after_call if rest is None else float(rest),
         )
 
     def _overloaded(self, waiter: _Waiter) -> bool:
         position = self._position(waiter.call_id) or 1
-        return overloaded(waiter.line.max_wait, self._estimate(waiter, position), self._on_duty())
+        return overloaded(
+            waiter.line.max_wait, self._estimate(waiter, position), self._on_duty(waiter.call_id)
+        )
 
     # ---- for tests and shutdown ------------------------------------------------------------------------
 

@@ -322,12 +322,25 @@ def test_a_caller_may_leave_the_queue_for_the_alternatives() -> None:
     assert queue.position("c1") is None
 
 
-def test_position_counts_priority_then_arrival() -> None:
+def test_position_counts_the_lines_callers_by_priority_then_arrival() -> None:
     queue = CallQueue(POLICY)
     queue.handle(CallerArrived("c1", "main"), 0.0)
+    queue.handle(CallerArrived("y1", "youth"), 0.5)
     queue.handle(CallerArrived("c2", "main"), 1.0)
     queue.handle(CallerArrived("c3", "main", requirements=Requirements(priority=10)), 2.0)
-    assert [queue.position(c) for c in ("c1", "c2", "c3")] == [2, 3, 1]
+    assert [queue.position(c) for c in ("c1", "c2", "c3", "y1")] == [2, 3, 1, 1]
+
+
+def test_listeners_on_duty_for_a_call_are_those_who_may_ever_take_it() -> None:
+    queue = CallQueue(POLICY)
+    queue.handle(online("ana"), 0.0)
+    queue.handle(ListenerOnline("law", "PJSIP/law", profile=Profile(skills=frozenset({"juridique"}))), 0.1)
+    queue.handle(online("far", reachable=False), 0.2)
+    queue.handle(ListenerOnline("tom", "PJSIP/tom", profile=Profile(trainee=True)), 0.3)
+    queue.handle(ListenerPaused("ana", "break"), 0.4)
+    queue.handle(CallerArrived("c1", "main", requirements=Requirements(skills=frozenset({"juridique"}))), 1.0)
+    assert queue.on_duty() == 2  # law and tom: ana is paused, far's phone is not registered
+    assert queue.on_duty("c1") == 1  # only law may ever take it
 
 
 def test_a_chosen_skill_nobody_on_duty_holds_is_dropped() -> None:
