@@ -47,6 +47,7 @@ def switchboard_config(settings: Settings, agi_url: str | None = None) -> Switch
         repeat_hint=settings.repeat_hint,
         bar_days=settings.bar_days,
         supervision_tone=settings.supervision_tone,
+        supervision=settings.supervision_policy(),
         service_grace=settings.service_grace,
         dids=settings.did_list(),
         agi_url=agi_url or settings.agi_url(),

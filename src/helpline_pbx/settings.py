@@ -11,8 +11,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helpline_pbx.core.policy import ShiftLimit
 from helpline_pbx.core.routing import ALL_ROLES
+from helpline_pbx.core.supervision import SupervisionPolicy
 
 _SHIFT_ENTRY = re.compile(r"(?P<role>[a-z]+)=(?P<hours>\d+(?:\.\d+)?)h(?:/(?P<calls>\d+))?")
+
+
+def _modes(text: str) -> frozenset[str]:
+    return frozenset(mode.strip() for mode in text.split(",") if mode.strip())
 
 
 def parse_shift_limits(text: str) -> dict[str, ShiftLimit]:
@@ -100,6 +105,10 @@ class Settings(BaseSettings):
     # A listener hears a beep when a supervisor starts listening or coaching; everyone in the call hears it
     # when a supervisor joins.
     supervision_tone: bool = False
+    # Who may be supervised (trainees, listeners who agreed) and how: the association's policy.
+    supervise_trainees: bool = True
+    supervise_consenting: bool = True
+    supervision_modes: str = Field(default="listen,coach,join", pattern=r"^\s*[a-z]+(\s*,\s*[a-z]+)*\s*$")
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:
@@ -112,6 +121,19 @@ class Settings(BaseSettings):
     def _shift_limits_parse(cls, value: str) -> str:
         parse_shift_limits(value)
         return value
+
+    @field_validator("supervision_modes")
+    @classmethod
+    def _supervision_modes_known(cls, value: str) -> str:
+        SupervisionPolicy(modes=_modes(value))
+        return value
+
+    def supervision_policy(self) -> SupervisionPolicy:
+        return SupervisionPolicy(
+            trainees=self.supervise_trainees,
+            consenting=self.supervise_consenting,
+            modes=_modes(self.supervision_modes),
+        )
 
     def shift_limit_map(self) -> dict[str, ShiftLimit]:
         return parse_shift_limits(self.shift_limits)

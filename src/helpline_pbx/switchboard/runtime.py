@@ -41,6 +41,7 @@ from helpline_pbx.core import (
     HelpRequested,
     Policy,
 )
+from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
@@ -80,6 +81,7 @@ class SwitchboardConfig:
     agi_url: str | None = None
     # The listener hears a tone when a supervisor starts listening, coaching or joins (then everyone does).
     supervision_tone: bool = False
+    supervision: SupervisionPolicy = DEFAULT_POLICY
 
 
 TALK_SUFFIX = "-talk"
@@ -160,6 +162,7 @@ class Switchboard:
             lanes=self.executor.lanes,
             app=config.app,
             tone=config.supervision_tone,
+            policy=config.supervision,
         )
         self._features.handlers.update(self.supervision.handlers())
         self.ari_observers.append(self.supervision.on_event)

@@ -1,4 +1,4 @@
-"""The shift limits setting: a compact text per role, refused clearly when malformed."""
+"""Settings of the listeners' protection: shift limits per role, and the supervision policy."""
 
 from __future__ import annotations
 
@@ -26,4 +26,15 @@ def test_the_setting_is_checked_at_load(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HELPLINE_SHIFT_LIMITS", "volunteer=forever")
     monkeypatch.setenv("HELPLINE_ARI_PASSWORD", "a-long-enough-test-secret-0123456789")
     with pytest.raises(ValueError, match="volunteer=forever"):
+        Settings()
+
+
+def test_the_supervision_policy_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELPLINE_ARI_PASSWORD", "a-long-enough-test-secret-0123456789")
+    monkeypatch.setenv("HELPLINE_SUPERVISE_CONSENTING", "false")
+    monkeypatch.setenv("HELPLINE_SUPERVISION_MODES", "listen, coach")
+    policy = Settings().supervision_policy()
+    assert (policy.trainees, policy.consenting, policy.modes) == (True, False, {"listen", "coach"})
+    monkeypatch.setenv("HELPLINE_SUPERVISION_MODES", "listen,spy")
+    with pytest.raises(ValueError, match="spy"):
         Settings()
