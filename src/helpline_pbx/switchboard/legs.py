@@ -58,9 +58,13 @@ class LegBook:
         self.call_id_prefix = call_id_prefix
         self._legs: dict[str, Leg] = {}
         self._calls: dict[str, Call] = {}
-        self._listener_channel = re.compile(
-            rf"^(?P<call>{re.escape(call_id_prefix)}[0-9a-f]{{12}})-(?P<listener>.+)-(?P<attempt>\d+)$"
-        )
+        call_id = rf"{re.escape(call_id_prefix)}[0-9a-f]{{12}}"
+        self._call_id = re.compile(call_id)
+        self._listener_channel = re.compile(rf"^(?P<call>{call_id})-(?P<listener>.+)-(?P<attempt>\d+)$")
+
+    def owns_call_id(self, call_id: str) -> bool:
+        """Whether the call id is one this instance makes (several instances may share one Asterisk)."""
+        return self._call_id.fullmatch(call_id) is not None
 
     def parse_listener_channel(self, channel_id: str) -> tuple[str, str] | None:
         """(call id, listener id) of a listener leg this instance originated, from its channel id."""

@@ -91,7 +91,7 @@ class RosterSync:
         """Asterisk may have restarted: its memory objects are gone, push every phone again."""
         self._pushed_phones.clear()
 
-    def on_endpoint_state(self, endpoint: str, state: str | None) -> None:
+    def _on_endpoint_state(self, endpoint: str, state: str | None) -> None:
         reachable = state == "online"
         if self._reachable.get(endpoint) == reachable:
             return
@@ -121,17 +121,18 @@ class RosterSync:
             log.info("lines_loaded", lines=len({line.id for line in self.line_by_number.values()}))
 
     async def run(self, *, force: bool) -> None:
-        """One pass: lines, phones, then who is on duty; force after a (re)connect, when Asterisk forgot."""
-        await self.sync_lines(force=force)
+        """One pass: lines (when they changed), phones, then who is on duty. force (after a (re)connect,
+        when Asterisk forgot) pushes the phones again; the caller forces the lines itself beforehand."""
+        await self.sync_lines(force=False)
         version = await self._roster.roster_version()
+        active = await self._roster.list_listeners(active_only=True)
         if force or version != self._roster_version:
-            active = await self._roster.list_listeners(active_only=True)
             await self._push_phones(active)
             # The dialplan fallback rings these phones when the service cannot take a call.
             ring_group = "&".join(f"PJSIP/{listener.endpoint}" for listener in active)
             await self._ari.set_global_variable("HELPLINE_RING_GROUP", ring_group)
             self._roster_version = version
-        await self._sync_availability()
+        await self._sync_availability(active)
 
     async def _push_phones(self, listeners: list[ListenerSnapshot]) -> None:
         wanted = {listener.endpoint: listener.sip_secret for listener in listeners}
@@ -142,7 +143,6 @@ class RosterSync:
                 await self._ari.put_config_object(object_type, endpoint, fields)
             # This phone's feature codes come to this instance (several may share one Asterisk).
             await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", self._app)
-
             self._pushed_phones[endpoint] = secret
             log.info("phone_configured", endpoint=endpoint)
         for endpoint in set(self._pushed_phones) - set(wanted):
@@ -153,7 +153,7 @@ class RosterSync:
             del self._pushed_phones[endpoint]
             log.info("phone_removed", endpoint=endpoint)
 
-    async def _sync_availability(self) -> None:
+    async def _sync_availability(self, listeners: list[ListenerSnapshot]) -> None:
         """Bring the core's view of who takes calls in line with the roster and with Asterisk.
 
         Presence (on, paused, off) is the listener's choice, written by a phone code or the CLI: a change
@@ -162,12 +162,12 @@ class RosterSync:
         offline. States the core owns (ringing, on call, resting...) are left alone: it writes those.
         """
         now = datetime.now(UTC)
-        active = {listener.id: listener for listener in await self._roster.list_listeners(active_only=True)}
+        active = {listener.id: listener for listener in listeners}
         self._listener_by_endpoint = {x.endpoint: x.id for x in active.values()}
         self._listener_codes = {x.code: x.id for x in active.values() if x.code}
         for endpoint in await self._ari.list_endpoints("PJSIP"):
             if endpoint.resource in self._listener_by_endpoint:
-                self.on_endpoint_state(endpoint.resource, endpoint.state)
+                self._on_endpoint_state(endpoint.resource, endpoint.state)
         for listener in active.values():
             await self._sync_listener(listener, now)
         for view in self._queue.listeners():

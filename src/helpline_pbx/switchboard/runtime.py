@@ -24,7 +24,6 @@ from helpline_pbx.ari.models import (
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
-    EndpointStateChange,
     StasisEnd,
     StasisStart,
 )
@@ -119,10 +118,9 @@ class Switchboard:
         self._lines = lines
         self._features = Features(ari, roster, callers, config.bar_days)
         self.queue = CallQueue(config.policy)
+        debriefs = Debriefs(roster.engine)
         # Presence codes tell the core at once; the roster poll would see them only later.
-        self._features.handlers.update(
-            PresenceCodes(ari, roster, Debriefs(roster.engine), self.feed, self.queue).handlers()
-        )
+        self._features.handlers.update(PresenceCodes(ari, roster, debriefs, self.feed, self.queue).handlers())
         self.book = LegBook(call_id_prefix=f"{config.app}-")
         self.executor = Executor(
             ari=ari,
@@ -134,7 +132,7 @@ class Switchboard:
             holding_bridge=f"{config.app}-waiting",
             fallback_context=config.fallback_context,
             service_grace=config.service_grace,
-            debriefs=Debriefs(roster.engine),
+            debriefs=debriefs,
         )
         self.sync = RosterSync(
             ari=ari, roster=roster, lines=lines, queue=self.queue, feed=self.feed, app=config.app
@@ -244,8 +242,6 @@ class Switchboard:
                 await self._stream.close()
             case StasisStart():
                 self._on_stasis_start(item)
-            case EndpointStateChange():
-                self.sync.on_endpoint_state(item.endpoint.resource, item.endpoint.state)
             case ChannelDtmfReceived():
                 self._on_dtmf(item.channel.id, item.digit)
             case ChannelDestroyed() | StasisEnd():
@@ -396,9 +392,8 @@ class Switchboard:
             call_id = bridge.id[: -len(TALK_SUFFIX)]
             if (
                 not bridge.id.endswith(TALK_SUFFIX)
-                # Another instance's call on this Asterisk (the book knows our call ids' shape): not ours
-                # to resume, and above all not ours to end.
-                or self.book.parse_listener_channel(f"{call_id}-x-0") is None
+                # Another instance's call on this Asterisk: not ours to resume, and above all not ours to end.
+                or not self.book.owns_call_id(call_id)
                 or self.book.call(call_id)
             ):
                 handled.update(bridge.channels)
