@@ -179,6 +179,8 @@ helpline-pbx is starting.
     add a listener:   .venv/bin/helpline-pbx listeners add "Camille" --role volunteer
     then in the softphone: user = the endpoint printed, password = the password printed,
     domain/registrar = this machine's address, port {port}, transport UDP.
+    A listener takes calls once logged in: *11 from their phone,
+    or .venv/bin/helpline-pbx listeners login camille
 
   Callers come in through the SIP trunk (the address in HELPLINE_TRUNK_MATCH, 127.0.0.2 by default),
   dialling the line's number, for example sip:0800123456@<this machine>:{port}.
@@ -209,6 +211,9 @@ async def _listeners(args: argparse.Namespace) -> int:
                 print(f"  SIP user: {added.endpoint}")
                 print(
                     f"  SIP password: {added.sip_secret}   (shown once; `edit --new-password` makes another)"
+                )
+                print(
+                    f"  off duty until logged in: *11 from the phone, or `listeners login {added.endpoint}`"
                 )
             case "list":
                 rows = await roster.list_listeners(active_only=args.active)
