@@ -22,6 +22,7 @@ from helpline_pbx.roster.errors import DatabaseUnavailable
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+MIGRATION_BUSY_TIMEOUT = 120.0
 
 
 def make_engine(
@@ -60,8 +61,10 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # The busy timeout first: switching a new file to WAL takes a lock another
+            # connection may hold, and without it that fails at once with "database is locked".
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -98,7 +101,9 @@ def alembic_config(url: str, *, script_location: Path | None = None) -> Config:
 async def upgrade(url: str, *, script_location: Path | None = None) -> None:
     """Bring the schema at `url` to the newest revision, inside the running event loop."""
     config = alembic_config(url, script_location=script_location)
-    engine = make_engine(url)
+    # Instances upgrading together wait for each other's whole migration, which on a busy
+    # machine takes longer than a roster transaction ever should.
+    engine = make_engine(url, busy_timeout=MIGRATION_BUSY_TIMEOUT)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade_on, config)
