@@ -164,8 +164,8 @@ def _serve() -> int:
     from helpline_pbx.logs import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    redactor = configure_logging(settings.log_level)
+    asyncio.run(serve(settings, redactor))
     return 0
 
 
