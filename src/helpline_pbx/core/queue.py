@@ -37,6 +37,7 @@ from helpline_pbx.core.events import (
     CallResumed,
     ClaimFailed,
     ConnectFailed,
+    DebriefHandled,
     DrainRequested,
     Event,
     HelpKind,
@@ -271,6 +272,8 @@ class CallQueue:
                 self._rest_extended(event, now, out)
             case CallMarkedDifficult():
                 self._marked_difficult(event, now, out)
+            case DebriefHandled():
+                self._debrief_handled(event, out)
             case HelpRequested():
                 self._help_requested(event)
             case CallerChoseAlternatives():
@@ -461,6 +464,19 @@ class CallQueue:
             out.append(StartTimer(listener.rest_timer, listener.until - now))
         elif listener.state is ListenerState.AVAILABLE:
             self._rest(listener, None, extension, "rest_extended", now, out)
+
+    def _debrief_handled(self, event: DebriefHandled, out: list[Command]) -> None:
+        """The debrief took place: no longer awaiting one. The rest runs to its end all the same (a
+        supervisor closing the request must not send calls to someone who still needs the rest)."""
+        listener = self._listeners.get(event.listener_id)
+        if listener is None or listener.state is not ListenerState.AWAITING_DEBRIEF:
+            return
+        listener.state = ListenerState.RESTING
+        out.append(
+            SetListenerState(
+                listener.listener_id, ListenerState.RESTING, None, listener.until, "debrief_handled"
+            )
+        )
 
     def _marked_difficult(self, event: CallMarkedDifficult, now: float, out: list[Command]) -> None:
         listener = self._listeners.get(event.listener_id)
