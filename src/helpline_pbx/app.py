@@ -13,6 +13,7 @@ from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
+from helpline_pbx.logs import Redactor
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine
 from helpline_pbx.roster.lines import Lines
@@ -63,8 +64,12 @@ def screening_policy(settings: Settings) -> ScreeningPolicy:
     )
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT has drained the calls in progress."""
+async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
+    """Run until SIGTERM/SIGINT has drained the calls in progress; `redactor`, the logs' own, is told the
+    line's numbers (the instance's and its lines'), which the logs keep."""
+    dids = settings.did_list()
+    if redactor is not None:
+        redactor.keep_numbers(dids)
     engine = make_engine(settings.database_url)
     secret = settings.ari_secret()
     keyring = KeyRing(
@@ -83,6 +88,9 @@ async def serve(settings: Settings) -> None:
             # The screen's real address (port 0 in settings means any free port).
             config = switchboard_config(settings, f"agi://{agi.host}:{agi.port}/screen")
             board = Switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
+            if redactor is not None:
+                keep = redactor.keep_numbers
+                board.sync.numbers_changed = lambda numbers: keep([*dids, *numbers])
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)

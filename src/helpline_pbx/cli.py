@@ -164,8 +164,8 @@ def _serve() -> int:
     from helpline_pbx.logs import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    redactor = configure_logging(settings.log_level)
+    asyncio.run(serve(settings, redactor))
     return 0
 
 
@@ -292,11 +292,18 @@ def _print_listener(r: ListenerSnapshot) -> None:
     print(f"  endpoint:   {r.endpoint}")
     print(f"  role:       {r.role.value}{'' if r.active else ' (inactive)'}")
     print(f"  presence:   {presence}")
+    # Since the state (and its reason) last changed: "available since" is since calls could be offered.
     print(f"  state:      {state}  since {when(r.state_changed_at)}")
     print(f"  shift from: {when(r.shift_started_at)}")
     print(f"  code:       {r.code or '-'}  (supervisors dial *31/*32/*33 or *41 + this code)")
     print(f"  trainee:    {'yes' if r.trainee else 'no'}")
-    print(f"  consent:    {'yes' if r.monitoring_consent else 'no'}  (a supervisor may listen in)")
+    consent = (
+        "yes (supervisors may listen in, coach or join)"
+        if r.monitoring_consent
+        else "no (supervisors may not listen in to their calls"
+        + (", except while they are in training)" if r.trainee else ")")
+    )
+    print(f"  consent:    {consent}")
     print(f"  languages:  {','.join(sorted(r.languages))}  skills: {','.join(sorted(r.skills)) or '-'}")
 
 

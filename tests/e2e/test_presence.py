@@ -184,3 +184,28 @@ async def test_a_difficult_call_calls_the_supervisor_and_stays_listed_until_hand
     await _dial(svc, sipp, sup, f"*41{camille.code}", "feature-debrief-handled")
     assert await debriefs.open() == []
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+
+
+async def test_with_no_supervisor_on_duty_the_phone_says_so_and_resume_says_the_rest_goes_on(
+    roster: Roster, service: ServiceFactory, sipp: Sipp, app_name: str
+) -> None:
+    """*16 after a call with no supervisor on duty: the request is listed and the phone hears that no
+    supervisor is on duty now; *14 during that rest hears the rest goes on (no call offered until it ends)."""
+    camille = await add_listener(roster, "Camille")
+    await add_listener(roster, "Sup", role="supervisor", on_duty=False)  # nobody to ring
+    svc = await service(RESTFUL)
+    await _phone(svc, sipp, app_name, camille, "listener_answer_hangup", pause_ms=300)
+    await _dial(svc, sipp, camille, "*11", "feature-logged-in")
+    await _state(svc, camille, ListenerState.AVAILABLE)
+
+    caller = sipp.caller("caller")
+    [record] = await svc.decisions.wait_records(1, timeout=30)
+    await _dial(svc, sipp, camille, "*16", "feature-difficult-noted-no-supervisor")
+    await _state(svc, camille, ListenerState.AWAITING_DEBRIEF)
+    await svc.board.executor.lanes.wait_idle()
+    [request] = await Debriefs(roster.engine).open()
+    assert (request.listener_id, request.call_id) == (camille.id, record.call_id)
+
+    await _dial(svc, sipp, camille, "*14", "feature-resumed-resting")
+    assert svc.board.queue.listener_state(camille.id) is ListenerState.AWAITING_DEBRIEF
+    assert (await caller.wait_async(15)).exit_code == 0, caller.errors()

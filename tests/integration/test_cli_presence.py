@@ -159,3 +159,17 @@ def test_the_supervision_audit_is_listed(db: str, capsys: pytest.CaptureFixture[
     assert main(["supervisions", "list"]) == 0
     [row] = [line for line in capsys.readouterr().out.splitlines() if "helpline-call-7" in line]
     assert re.search(r"ongoing\s+coach\s+Sandra\s+Camille\s+helpline-call-7", row)
+
+
+def test_show_says_what_consent_allows(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without consent, show says supervisors may not listen in (not that they may); with it, that they may."""
+    assert main(["listeners", "add", "Noa"]) == 0
+    capsys.readouterr()
+    assert main(["listeners", "show", "noa"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "consent:" in x)
+    assert re.search(r"consent:\s+no \(supervisors may not listen in to their calls\)$", line), line
+    assert main(["listeners", "edit", "noa", "--consent"]) == 0
+    capsys.readouterr()
+    assert main(["listeners", "show", "noa"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "consent:" in x)
+    assert re.search(r"consent:\s+yes \(supervisors may listen in, coach or join\)$", line), line

@@ -8,7 +8,7 @@ import json
 import pytest
 import structlog
 
-from helpline_pbx.logs import REDACTED, configure_logging, redact_text
+from helpline_pbx.logs import REDACTED, Redactor, configure_logging, redact_text
 
 NUMBER_SPELLINGS = [
     "+33639981234",
@@ -77,3 +77,45 @@ def test_generated_ids_never_look_like_phone_numbers() -> None:
         assert redact_text(token) == token
     call = LegBook(call_id_prefix="helpline-").open_call("1795900893.1", "0800", "Écoute")
     assert redact_text(call.call_id) == call.call_id
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1", "127.0.0.1:5060", "sip:camille@192.168.10.20:5360", "agi://127.0.0.1:4573/screen"]
+)
+def test_ip_addresses_and_ports_are_kept(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_a_number_beside_an_address_is_still_redacted() -> None:
+    out = redact_text("sip:+33639981234@127.0.0.1:5060")
+    assert out == f"sip:{REDACTED}@127.0.0.1:5060"
+
+
+def test_a_number_spelled_with_dots_is_no_address() -> None:
+    assert "39" not in redact_text("06.39.98.12.34").replace(REDACTED, "")
+    assert REDACTED in redact_text("06.39.98.12")
+
+
+def test_the_lines_numbers_are_kept_and_other_numbers_are_not() -> None:
+    redactor = Redactor(["0800111111", "0800 222 222"])
+    assert redactor.text("line 0800111111") == "line 0800111111"
+    assert redactor.text("sip:0800222222@127.0.0.1") == "sip:0800222222@127.0.0.1"
+    assert redactor.value(800111111) == REDACTED  # not the line's number as written: a caller's, maybe
+    assert redactor.text("line 0800111111 from 0639981234") == f"line 0800111111 from {REDACTED}"
+    # A caller's identity under its key goes, whatever it holds.
+    line = redactor(None, "info", {"event": "x", "caller_number": "0800111111", "line": "0800111111"})
+    assert line == {"event": "x", "caller_number": REDACTED, "line": "0800111111"}
+    redactor.keep_numbers(["0800333333"])
+    assert redactor.text("0800111111") == REDACTED
+
+
+def test_the_logs_keep_the_numbers_the_service_tells_them() -> None:
+    stream = io.StringIO()
+    redactor = configure_logging("debug", stream=stream)
+    try:
+        redactor.keep_numbers(["0800123456"])
+        structlog.get_logger("t").info("caller_arrived", line="0800123456", host="127.0.0.1")
+    finally:
+        configure_logging("info")
+    assert json.loads(stream.getvalue())["line"] == "0800123456"
+    assert json.loads(stream.getvalue())["host"] == "127.0.0.1"

@@ -119,6 +119,13 @@ class RestExtended:
 
 
 @dataclass(frozen=True, slots=True)
+class DebriefHandled:
+    """A supervisor closed the listener's debrief request(s): they talked it over."""
+
+    listener_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallMarkedDifficult:
     """The listener marked their current call, or the one they just finished, as difficult."""
 
@@ -208,6 +215,7 @@ Event = (
     | PhoneReachability
     | RestExtended
     | CallMarkedDifficult
+    | DebriefHandled
     | HelpRequested
     | CallerChoseAlternatives
     | ClaimFailed

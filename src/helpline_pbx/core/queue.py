@@ -37,6 +37,7 @@ from helpline_pbx.core.events import (
     CallResumed,
     ClaimFailed,
     ConnectFailed,
+    DebriefHandled,
     DrainRequested,
     Event,
     HelpKind,
@@ -60,6 +61,8 @@ ALTERNATIVES_CONTEXT = "helpline-alternatives"
 # Pause reasons the core itself decides.
 MISSED_OFFERS = "missed_offers"
 SHIFT_LIMIT = "shift_limit"
+# On duty, but no phone registered: nothing can be offered until it is.
+PHONE_UNREACHABLE = "phone_unreachable"
 # A help request (a professional into a call) tries this many helpers before it is given up.
 HELP_ATTEMPTS = 3
 # The states in which a listener is resting one way or another, with a timer that ends it.
@@ -264,13 +267,13 @@ class CallQueue:
             case ListenerOffline():
                 self._listener_offline(event, out)
             case PhoneReachability():
-                listener = self._listeners.get(event.listener_id)
-                if listener is not None:
-                    listener.reachable = event.reachable
+                self._reachability(event, out)
             case RestExtended():
                 self._rest_extended(event, now, out)
             case CallMarkedDifficult():
                 self._marked_difficult(event, now, out)
+            case DebriefHandled():
+                self._debrief_handled(event, out)
             case HelpRequested():
                 self._help_requested(event)
             case CallerChoseAlternatives():
@@ -461,6 +464,19 @@ class CallQueue:
             out.append(StartTimer(listener.rest_timer, listener.until - now))
         elif listener.state is ListenerState.AVAILABLE:
             self._rest(listener, None, extension, "rest_extended", now, out)
+
+    def _debrief_handled(self, event: DebriefHandled, out: list[Command]) -> None:
+        """The debrief took place: no longer awaiting one. The rest runs to its end all the same (a
+        supervisor closing the request must not send calls to someone who still needs the rest)."""
+        listener = self._listeners.get(event.listener_id)
+        if listener is None or listener.state is not ListenerState.AWAITING_DEBRIEF:
+            return
+        listener.state = ListenerState.RESTING
+        out.append(
+            SetListenerState(
+                listener.listener_id, ListenerState.RESTING, None, listener.until, "debrief_handled"
+            )
+        )
 
     def _marked_difficult(self, event: CallMarkedDifficult, now: float, out: list[Command]) -> None:
         listener = self._listeners.get(event.listener_id)
@@ -903,6 +919,15 @@ class CallQueue:
     def _make_offline(self, listener: _Listener, out: list[Command]) -> None:
         self._settle(listener, ListenerState.OFFLINE, out, reason="off_duty")
 
+    def _reachability(self, event: PhoneReachability, out: list[Command]) -> None:
+        listener = self._listeners.get(event.listener_id)
+        if listener is None or listener.reachable == event.reachable:
+            return
+        listener.reachable = event.reachable
+        # Available is offerable only with a registered phone: the roster says since when it really is.
+        if listener.state is ListenerState.AVAILABLE:
+            self._settle(listener, ListenerState.AVAILABLE, out)
+
     def _settle(
         self,
         listener: _Listener,
@@ -915,6 +940,8 @@ class CallQueue:
         listener.call_id = None
         listener.until = None
         listener.rest_timer = None
+        if state is ListenerState.AVAILABLE and reason is None and not listener.reachable:
+            reason = PHONE_UNREACHABLE
         out.append(SetListenerState(listener.listener_id, state, None, None, reason, presence))
 
     def _close(self, call: _Call, outcome: Outcome, now: float, out: list[Command]) -> None:

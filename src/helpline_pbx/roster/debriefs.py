@@ -73,7 +73,12 @@ class Debriefs:
             return [_snapshot(row) for row in rows]
 
     async def handle(self, listener_ref: str, by: str, now: datetime) -> int:
-        """Mark every open request of that listener handled by `by`; returns how many were open.
+        """Mark every open request of that listener handled by `by`; returns how many were open."""
+        return (await self.handle_for(listener_ref, by, now))[1]
+
+    async def handle_for(self, listener_ref: str, by: str, now: datetime) -> tuple[str, int]:
+        """Mark every open request of that listener handled by `by`; returns the listener's id and how many
+        were open.
 
         The listener is named by id, endpoint, pseudonym or short code; the id of a listener removed since
         their request still closes it.
@@ -89,7 +94,7 @@ class Debriefs:
                 .values(handled_at=now, handled_by=by)
                 .execution_options(synchronize_session=False)
             )
-            return int(getattr(result, "rowcount", 0))
+            return listener_id, int(getattr(result, "rowcount", 0))
 
 
 async def _listener_id(session: AsyncSession, ref: str) -> str:

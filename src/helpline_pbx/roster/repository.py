@@ -254,11 +254,14 @@ class Roster:
             listener = await session.get(Listener, listener_id, with_for_update=True)
             if listener is None:
                 raise ListenerNotFound(f"no listener {listener_id!r}")
+            # "Available since" means since then: the same state and reason written again (the service
+            # restarting, reconnecting) is no change.
+            if (listener.state, listener.state_reason) != (new_state.value, reason):
+                listener.state_changed_at = now
             listener.state = new_state.value
             listener.state_call_id = call_id
             listener.state_until = None if until is None else _aware(until)
             listener.state_reason = reason
-            listener.state_changed_at = now
             if idle_since is not None:
                 listener.idle_since = _aware(idle_since)
             if presence is not None:

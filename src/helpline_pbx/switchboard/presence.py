@@ -22,6 +22,7 @@ from helpline_pbx.ari.models import Channel
 from helpline_pbx.core import CallQueue, Event, ListenerState
 from helpline_pbx.core.events import (
     CallMarkedDifficult,
+    DebriefHandled,
     ListenerOffline,
     ListenerOnline,
     ListenerPaused,
@@ -100,7 +101,12 @@ class PresenceCodes:
         await self._tell_why(channel, who)
         await self._go_on(who)
         # Resuming without having logged in is logging in: say what really happened.
-        return "logged-in" if who.presence is Presence.OFF else "resumed"
+        if who.presence is Presence.OFF:
+            return "logged-in"
+        # A rest in progress (after a call, or a difficult one) runs to its end before any call is offered.
+        if self._queue.listener_state(who.id) in RESTING_STATES:
+            return "resumed-resting"
+        return "resumed"
 
     async def _logout(self, channel: Channel, _argument: str) -> str:
         who = await self._dialler(channel)
@@ -148,8 +154,10 @@ class PresenceCodes:
         # During the call the mark waits for its end (the listener stays on the call); right after it the
         # listener rests longer, awaiting a debrief. Anything else had no call to mark.
         if before is ListenerState.ON_CALL or after is ListenerState.AWAITING_DEBRIEF:
-            log.info("call_marked_difficult", listener_id=who.id)
-            return "difficult-noted"
+            supervisors = await self._supervisors_on_duty(who.id)
+            log.info("call_marked_difficult", listener_id=who.id, supervisors=supervisors)
+            # The request is listed either way; only a supervisor on duty is called now.
+            return "difficult-noted" if supervisors else "difficult-noted-no-supervisor"
         return "no-call"
 
     async def _debriefed(self, channel: Channel, code: str) -> str:
@@ -160,15 +168,26 @@ class PresenceCodes:
         if not code:
             return "unknown-listener"
         try:
-            handled = await self._debriefs.handle(code, who.id, self._clock())
+            listener_id, handled = await self._debriefs.handle_for(code, who.id, self._clock())
         except ListenerNotFound:
             return "unknown-listener"
         if handled == 0:
             return "no-debrief"
-        log.info("debrief_handled", by=who.id, requests=handled)
+        self._feed(DebriefHandled(listener_id))
+        log.info("debrief_handled", by=who.id, listener_id=listener_id, requests=handled)
         return "debrief-handled"
 
     # ---- helpers -------------------------------------------------------------------------------------
+
+    async def _supervisors_on_duty(self, listener_id: str) -> int:
+        """How many supervisors (logged in, or logged in and paused) the debrief request rings now; the
+        executor's RequestDebrief rings the same ones."""
+        listeners = await self._roster.list_listeners(active_only=True)
+        return sum(
+            1
+            for x in listeners
+            if x.role is Role.SUPERVISOR and x.presence is not Presence.OFF and x.id != listener_id
+        )
 
     async def _dialler(self, channel: Channel) -> ListenerSnapshot | None:
         """The active listener whose authenticated endpoint placed this call, if any."""

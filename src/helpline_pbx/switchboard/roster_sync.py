@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 # The languages prompts/ has texts for.
 PROMPT_LANGUAGES = frozenset({"fr", "en"})
+# How many numbers dialled without lines the logs learn to keep (a provider routes a handful to a line).
+MAX_SERVED_NUMBERS = 32
 
 
 def menu_of(line: LineSnapshot | None) -> str:
@@ -76,6 +78,10 @@ class RosterSync:
         self._app = app
         # Lines by number, refreshed when the lines change; empty means "no lines set up: serve every number".
         self.line_by_number: dict[str, LineSnapshot] = {}
+        # Told the lines' numbers whenever they change (the logs keep them: they are no caller's).
+        self.numbers_changed: Callable[[frozenset[str]], None] | None = None
+        # Without lines every number dialled reaches the queue: those that did are the line's own.
+        self._served_numbers: set[str] = set()
         self._lines_version: object = None
         self._roster_version: RosterVersion | None = None
         self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
@@ -101,6 +107,15 @@ class RosterSync:
             log.info("phone_reachability", listener_id=listener_id, reachable=reachable)
             self._feed(PhoneReachability(listener_id, reachable))
 
+    def served_number(self, number: str) -> None:
+        """A number dialled that reached the queue without any line set up: the line's, not a caller's.
+        Bounded, so a trunk sending odd numbers cannot grow it."""
+        if number in self._served_numbers or len(self._served_numbers) >= MAX_SERVED_NUMBERS:
+            return
+        self._served_numbers.add(number)
+        if self.numbers_changed is not None:
+            self.numbers_changed(frozenset(self._served_numbers | set(self.line_by_number)))
+
     async def sync_lines(self, *, force: bool) -> None:
         if self._lines is None:
             return
@@ -111,6 +126,10 @@ class RosterSync:
                 number: line for line in await self._lines.list() for number in line.numbers
             }
             self._lines_version = version
+            if self.line_by_number:
+                self._served_numbers.clear()
+            if self.numbers_changed is not None:
+                self.numbers_changed(frozenset(self._served_numbers | set(self.line_by_number)))
             # The dialplan asks a line's callers which kind of support they need when it offers several.
             for number in previous | set(self.line_by_number):
                 line = self.line_by_number.get(number)

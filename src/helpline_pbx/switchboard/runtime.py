@@ -274,6 +274,8 @@ class Switchboard:
                 )
                 return
             line = verdict.name if verdict else number
+            if verdict is None:
+                self.sync.served_number(number)
             requirements = requirements_of(verdict, choice, self.sync.listener_by_code)
             label = verdict.label if verdict else self._config.line_name
             call = self.book.open_call(event.channel.id, line, label)

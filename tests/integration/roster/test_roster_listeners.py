@@ -198,3 +198,17 @@ def test_every_error_has_its_own_stable_code() -> None:
     assert len(errors) >= 5
     assert len(set(codes)) == len(codes)
     assert all(re.fullmatch(r"[a-z_]+", code) for code in codes)
+
+
+async def test_available_since_is_when_the_listener_became_available(roster: Roster) -> None:
+    """The same state written again (a service restarting or reconnecting) keeps its start; a real change
+    (the phone unregistered, then registered again) moves it."""
+    listener = await roster.add_listener("Wren", "wren", "volunteer", now=NOW)
+    await roster.set_state(listener.id, ListenerState.AVAILABLE, now=NOW)
+    later = NOW + timedelta(hours=2)
+    again = await roster.set_state(listener.id, ListenerState.AVAILABLE, now=later)
+    assert again.state_changed_at == NOW
+    gone = await roster.set_state(listener.id, ListenerState.AVAILABLE, reason="phone_unreachable", now=later)
+    assert gone.state_changed_at == later
+    back = await roster.set_state(listener.id, ListenerState.AVAILABLE, now=later + timedelta(minutes=5))
+    assert back.state_changed_at == later + timedelta(minutes=5)

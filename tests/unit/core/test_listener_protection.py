@@ -509,3 +509,18 @@ def test_a_supervisor_on_duty_but_paused_for_callers_can_still_be_asked_in() -> 
     out = queue.handle(TimerFired(TimerKey("rest", "c1", "sup")), 90.0)
     # Back to their pause, not to callers.
     assert [(s.state, s.reason) for s in states(out)] == [(ListenerState.PAUSED, "supervising")]
+
+
+def test_an_available_listener_whose_phone_comes_and_goes_is_said_so() -> None:
+    """Available means offerable: the roster is told when the phone unregisters (available, reason
+    phone_unreachable) and when it registers again (available, no reason), and nothing when nothing changed."""
+    queue = CallQueue(POLICY)
+    came = queue.handle(online("ana", reachable=False), 0.0)
+    assert SetListenerState("ana", ListenerState.AVAILABLE, None, None, "phone_unreachable") in came
+    assert queue.handle(PhoneReachability("ana", False), 1.0) == []
+    assert queue.handle(PhoneReachability("ana", True), 2.0) == [
+        SetListenerState("ana", ListenerState.AVAILABLE, None, None, None)
+    ]
+    assert queue.handle(PhoneReachability("ana", False), 3.0) == [
+        SetListenerState("ana", ListenerState.AVAILABLE, None, None, "phone_unreachable")
+    ]

@@ -177,9 +177,58 @@ async def test_a_difficult_call_brings_a_debrief_request(rig: Rig) -> None:
     assert (await rig.dial(camille, "difficult"))[0] == "no-call"
     await rig.dial(camille, "login")
     rig.serve_call(camille.id, "c-hard")
-    assert (await rig.dial(camille, "difficult"))[0] == "difficult-noted"
+    # Nobody on duty to ring: the request is listed, and the phone says no supervisor is on duty now.
+    assert (await rig.dial(camille, "difficult"))[0] == "difficult-noted-no-supervisor"
     assert rig.queue.listener_state(camille.id) is ListenerState.AWAITING_DEBRIEF
     assert RequestDebrief(camille.id, "c-hard") in rig.commands
+
+
+async def test_a_difficult_call_says_a_supervisor_is_told_only_when_one_is_on_duty(rig: Rig) -> None:
+    """*16 says a supervisor is told only when one is on duty (logged in, here paused); one logged out does
+    not count."""
+    camille = await rig.roster.add_listener("Camille", "camille", "volunteer")
+    dom = await rig.roster.add_listener("Dom", "dom", "volunteer")
+    await rig.roster.add_listener("Off", "off", "supervisor")
+    await rig.dial(camille, "login")
+    rig.serve_call(camille.id, "c-hard")
+    assert (await rig.dial(camille, "difficult"))[0] == "difficult-noted-no-supervisor"
+    sup = await rig.roster.add_listener("Sup", "sup", "supervisor")
+    await rig.dial(sup, "login")
+    await rig.dial(sup, "pause")
+    await rig.dial(dom, "login")
+    rig.serve_call(dom.id, "c-hard-2")
+    assert (await rig.dial(dom, "difficult"))[0] == "difficult-noted"
+
+
+async def test_resume_during_a_rest_says_the_rest_goes_on(rig: Rig) -> None:
+    """*14 while resting after a call: on duty, but no call until the rest ends, and the phone says so;
+    once available, *14 says calls may be offered again."""
+    camille = await rig.roster.add_listener("Camille", "camille", "volunteer")
+    await rig.dial(camille, "login")
+    rig.serve_call(camille.id, "c-1")
+    assert rig.queue.listener_state(camille.id) is ListenerState.RESTING
+    assert (await rig.dial(camille, "resume"))[0] == "resumed-resting"
+    assert rig.queue.listener_state(camille.id) is ListenerState.RESTING
+    await rig.dial(camille, "difficult")
+    assert (await rig.dial(camille, "resume"))[0] == "resumed-resting"
+    assert rig.queue.listener_state(camille.id) is ListenerState.AWAITING_DEBRIEF
+
+
+async def test_a_handled_debrief_ends_awaiting_debrief_but_not_the_rest(rig: Rig) -> None:
+    """*41 + code: the listener no longer awaits a debrief; they rest to the same end, then calls come."""
+    camille = await rig.roster.add_listener("Camille", "camille", "volunteer")
+    sup = await rig.roster.add_listener("Sup", "sup", "supervisor")
+    assert camille.code is not None
+    await rig.dial(camille, "login")
+    rig.serve_call(camille.id, "c-hard")
+    await rig.dial(camille, "difficult")
+    [until] = [
+        c.until for c in rig.commands if isinstance(c, SetListenerState) and c.reason == "difficult_call"
+    ]
+    await rig.debriefs.request(camille.id, "c-hard", datetime.now(UTC))  # what the executor lists
+    assert (await rig.dial(sup, "debriefed", camille.code))[0] == "debrief-handled"
+    assert rig.queue.listener_state(camille.id) is ListenerState.RESTING
+    assert SetListenerState(camille.id, ListenerState.RESTING, None, until, "debrief_handled") in rig.commands
 
 
 async def test_a_supervisor_closes_a_debrief_by_the_listeners_code(rig: Rig) -> None:
