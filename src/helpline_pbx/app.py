@@ -19,6 +19,7 @@ from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings
+from helpline_pbx.state import keep_private, private_folder
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
 from helpline_pbx.tokens import KeyRing
 
@@ -65,6 +66,8 @@ def screening_policy(settings: Settings) -> ScreeningPolicy:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT has drained the calls in progress."""
+    keep_private()
+    private_folder(settings.state_dir)
     engine = make_engine(settings.database_url)
     secret = settings.ari_secret()
     keyring = KeyRing(
