@@ -20,6 +20,7 @@ from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings
+from helpline_pbx.state import keep_private, private_folder
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
 from helpline_pbx.tokens import KeyRing
 
@@ -67,6 +68,8 @@ def screening_policy(settings: Settings) -> ScreeningPolicy:
 async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
     """Run until SIGTERM/SIGINT has drained the calls in progress; `redactor`, the logs' own, is told the
     line's numbers (the instance's and its lines'), which the logs keep."""
+    keep_private()
+    private_folder(settings.state_dir)
     dids = settings.did_list()
     if redactor is not None:
         redactor.keep_numbers(dids)

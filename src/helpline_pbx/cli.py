@@ -8,11 +8,16 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpline_pbx import lines_cli
-from helpline_pbx.settings import Settings, SettingsError, load_settings
+from helpline_pbx.settings import (
+    Settings,
+    SettingsError,
+    database_url_from_env,
+    keys_dir_from_env,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
@@ -25,8 +30,7 @@ EXIT_FAILED = 1
 
 def _database_url() -> str:
     # The listener commands need only the database: they must work without an ARI password.
-    default: str = Settings.model_fields["database_url"].default
-    return os.environ.get("HELPLINE_DATABASE_URL", default)
+    return database_url_from_env()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,7 +214,8 @@ async def _listeners(args: argparse.Namespace) -> int:
                 print(f"added {added.id}  pseudonym={added.pseudonym}  role={added.role.value}")
                 print(f"  SIP user: {added.endpoint}")
                 print(
-                    f"  SIP password: {added.sip_secret}   (shown once; `edit --new-password` makes another)"
+                    f"  SIP password: {added.sip_password}   (shown once, never stored; "
+                    "`edit --new-password` makes another)"
                 )
                 print(
                     f"  off duty until logged in: *11 from the phone, or `listeners login {added.endpoint}`"
@@ -242,8 +247,8 @@ async def _listeners(args: argparse.Namespace) -> int:
                     monitoring_consent=args.consent,
                 )
                 print(f"edited {edited.id}  pseudonym={edited.pseudonym}  role={edited.role.value}")
-                if args.new_password:
-                    print(f"  new SIP password: {edited.sip_secret}")
+                if edited.sip_password is not None:
+                    print(f"  new SIP password: {edited.sip_password}   (shown once, never stored)")
             case "remove":
                 removed = await roster.remove_listener(args.listener)
                 print(f"removed {removed.id} ({removed.pseudonym})")
@@ -414,7 +419,7 @@ async def _purge() -> int:
 
     defaults = Settings.model_fields
     days = int(os.environ.get("HELPLINE_RETENTION_DAYS", defaults["retention_days"].default))
-    keys_dir = Path(os.environ.get("HELPLINE_KEYS_DIR", defaults["keys_dir"].default))
+    keys_dir = keys_dir_from_env()
     engine = make_engine(_database_url())
     try:
         report = await housekeep(engine, KeyRing(keys_dir), retention_of(days))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -25,7 +24,7 @@ from helpline_pbx.hours import (
     parse_weekly,
     zone_of,
 )
-from helpline_pbx.settings import Settings
+from helpline_pbx.settings import database_url_from_env
 
 if TYPE_CHECKING:
     # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
@@ -38,8 +37,7 @@ _HOURS_HELP = 'weekly hours, e.g. "mon-fri 09:00-21:00; sat 10:00-18:00; sun clo
 
 def _database_url() -> str:
     # Like the listener commands: only the database is needed, not the ARI password.
-    default: str = Settings.model_fields["database_url"].default
-    return os.environ.get("HELPLINE_DATABASE_URL", default)
+    return database_url_from_env()
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

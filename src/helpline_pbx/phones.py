@@ -8,8 +8,12 @@ about the caller (no PAI, RPID, Diversion or connected-line updates) and cannot 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
+
+# pjsip.conf's default_realm; each listener's auth names it too, because the stored digest is bound to it.
+SIP_REALM = "helpline"
 
 LISTENER_ENDPOINT: Mapping[str, str] = MappingProxyType(
     {
@@ -46,13 +50,21 @@ LISTENER_AOR: Mapping[str, str] = MappingProxyType(
     }
 )
 
-LISTENER_AUTH: Mapping[str, str] = MappingProxyType({"auth_type": "userpass"})
+# Asterisk authenticates the phone from the digest HA1 = md5(user:realm:password): the roster keeps that,
+# never the password ("digest" + password_digest is what Asterisk 22 wants; "md5" + md5_cred is deprecated).
+LISTENER_AUTH: Mapping[str, str] = MappingProxyType({"auth_type": "digest", "realm": SIP_REALM})
 
 
-def listener_objects(endpoint: str, secret: str) -> list[tuple[str, dict[str, str]]]:
-    """The (object type, fields) to create for one listener, in the order Asterisk needs them."""
+def sip_ha1(endpoint: str, password: str) -> str:
+    """The SIP digest HA1 of a listener's password: what Asterisk needs, useless as a password elsewhere."""
+    return hashlib.md5(f"{endpoint}:{SIP_REALM}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def listener_objects(endpoint: str, ha1: str) -> list[tuple[str, dict[str, str]]]:
+    """The (object type, fields) to create for one listener, in the order Asterisk needs them; ha1 is
+    sip_ha1(endpoint, password)."""
     return [
-        ("auth", {**LISTENER_AUTH, "username": endpoint, "password": secret}),
+        ("auth", {**LISTENER_AUTH, "username": endpoint, "password_digest": f"md5:{ha1}"}),
         ("aor", dict(LISTENER_AOR)),
         ("endpoint", {**LISTENER_ENDPOINT, "auth": endpoint, "aors": endpoint}),
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,34 @@ _DEFAULT_SECRETS = frozenset(
 MIN_SECRET_LENGTH = 16
 
 
+DEFAULT_STATE_DIR = Path("/var/lib/helpline-pbx")
+
+
+def state_dir_from_env() -> Path:
+    """HELPLINE_STATE_DIR, the folder the scripts keep the line's state and secrets in."""
+    return Path(os.environ.get("HELPLINE_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def state_defaults(state_dir: Path) -> dict[str, Any]:
+    """Where each state file lives by default, as scripts/asterisk.sh and the Makefile lay them out."""
+    return {
+        "ari_password_file": state_dir / "secrets" / "ari-password",
+        "keys_dir": state_dir / "keys",
+        "database_url": f"sqlite+aiosqlite:///{state_dir}/roster.db",
+    }
+
+
+def database_url_from_env() -> str:
+    """The roster URL for commands that need only the database (not the ARI password)."""
+    return os.environ.get("HELPLINE_DATABASE_URL") or str(
+        state_defaults(state_dir_from_env())["database_url"]
+    )
+
+
+def keys_dir_from_env() -> Path:
+    return Path(os.environ.get("HELPLINE_KEYS_DIR") or state_defaults(state_dir_from_env())["keys_dir"])
+
+
 class SettingsError(ValueError):
     """The configuration cannot be used; the message says which setting and why."""
 
@@ -53,15 +82,17 @@ class Settings(BaseSettings):
 
     ari_url: str = "http://127.0.0.1:8088/ari"
     ari_user: str = "helpline"
+    # The line's state (roster, keys, secrets); the three settings below default to files in it.
+    state_dir: Path = DEFAULT_STATE_DIR
     ari_password: SecretStr | None = None
-    ari_password_file: Path | None = Path("/var/lib/helpline-pbx/secrets/ari-password")
+    ari_password_file: Path | None = DEFAULT_STATE_DIR / "secrets" / "ari-password"
     ari_app: str = Field(default="helpline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     # The numbers this instance answers, comma-separated. Empty: the default route (ari_app) takes every
     # number no instance claimed. Two instances on one Asterisk each claim their own.
     dids: str = Field(default="", pattern=r"^[0-9, ]*$")
 
-    database_url: str = "sqlite+aiosqlite:////var/lib/helpline-pbx/roster.db"
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_STATE_DIR}/roster.db"
 
     ring_timeout: float = Field(default=20.0, gt=0, le=300)
     rest_after_call: float = Field(default=30.0, ge=0, le=3600)
@@ -90,7 +121,7 @@ class Settings(BaseSettings):
     # Screening (FastAGI, asked by the dialplan before the number is wiped).
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(default=4573, ge=0, le=65535)
-    keys_dir: Path = Path("/var/lib/helpline-pbx/keys")
+    keys_dir: Path = DEFAULT_STATE_DIR / "keys"
     key_period_days: int = Field(default=30, ge=1, le=366)
     key_overlap_days: int = Field(default=2, ge=0, le=30)
     rate_limit_calls: int = Field(default=12, ge=1)
@@ -109,6 +140,15 @@ class Settings(BaseSettings):
     supervise_trainees: bool = True
     supervise_consenting: bool = True
     supervision_modes: str = Field(default="listen,coach,join", pattern=r"^\s*[a-z]+(\s*,\s*[a-z]+)*\s*$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_state_dir(cls, data: Any) -> Any:
+        # Files not set explicitly live in the state folder, wherever HELPLINE_STATE_DIR puts it.
+        if isinstance(data, dict) and data.get("state_dir"):
+            for name, value in state_defaults(Path(data["state_dir"])).items():
+                data.setdefault(name, value)
+        return data
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:

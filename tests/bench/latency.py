@@ -54,8 +54,8 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
     await upgrade(url)
     engine = make_engine(url)
     roster = Roster(engine)
-    listener = await roster.add_listener("Bench", f"bench-{secrets.token_hex(3)}", "volunteer")
-    listener = await roster.set_presence(listener.id, "on", now=datetime.now(UTC))
+    added = await roster.add_listener("Bench", f"bench-{secrets.token_hex(3)}", "volunteer")
+    listener = await roster.set_presence(added.id, "on", now=datetime.now(UTC))
     svc, stack = await start_service(
         ari_url=env["HELPLINE_ARI_URL"],
         user=env["HELPLINE_ARI_USER"],
@@ -79,7 +79,7 @@ async def measure(calls: int, workdir: Path) -> dict[str, object]:
         remote=remote,
         service=listener.endpoint,
         auth_user=listener.endpoint,
-        auth_password=listener.sip_secret,
+        auth_password=added.sip_password,
         calls=1,
         pause_ms=200,
         lifetime=600,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -98,7 +99,7 @@ class Sipp:
             remote=self.remote,
             service=listener.endpoint,
             auth_user=listener.endpoint,
-            auth_password=listener.sip_secret,
+            auth_password=sip_password(listener),
             calls=1,
             pause_ms=pause_ms,
             lifetime=300,
@@ -115,7 +116,7 @@ class Sipp:
             remote=self.remote,
             service=number,
             auth_user=listener.endpoint,
-            auth_password=listener.sip_secret,
+            auth_password=sip_password(listener),
             variables={"user": listener.endpoint},
             calls=1,
             lifetime=60,
@@ -200,12 +201,23 @@ async def add_listener(
     """A listener with a fresh endpoint name (a registration left by an earlier test can never answer for
     it), logged in unless on_duty=False."""
     endpoint = f"{pseudonym.lower()}-{secrets.token_hex(3)}"
-    listener = await roster.add_listener(
+    added = await roster.add_listener(
         pseudonym, endpoint, role, skills=skills, trainee=trainee, monitoring_consent=monitoring_consent
     )
-    if on_duty:
-        listener = await roster.set_presence(listener.id, "on", now=datetime.now(UTC))
-    return listener
+    if not on_duty:
+        return added
+    # The roster keeps only the password's digest: the password comes from what adding returned.
+    logged_in = await roster.set_presence(added.id, "on", now=datetime.now(UTC))
+    return dataclasses.replace(logged_in, sip_password=added.sip_password)
+
+
+def sip_password(listener: ListenerSnapshot) -> str:
+    """The password a softphone registers with: only the snapshot that add (or a new password) returned
+    carries it, since the roster never stores it."""
+    assert listener.sip_password is not None, (
+        "pass the snapshot add_listener returned: the roster has no password"
+    )
+    return listener.sip_password
 
 
 async def online_phone(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -16,10 +17,10 @@ from tests.e2e.process import ServiceProcess
 from tests.e2e.proxy import TcpProxy
 
 from helpline_pbx.ari.client import AriClient
-from helpline_pbx.switchboard.inventory import is_caller
 from helpline_pbx.core import ListenerState, Policy
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
+from helpline_pbx.switchboard.inventory import is_caller
 
 
 @pytest.fixture
@@ -226,12 +227,7 @@ async def test_unauthenticated_sip_reaches_nothing(
     camille = await add_listener(roster, "Camille")
     svc = await service()
     await online_phone(svc, sipp, camille)
-    impostor = camille.__class__(
-        **{
-            **{f: getattr(camille, f) for f in camille.__dataclass_fields__},
-            "sip_secret": "wrong-password-xxxxxxxx",
-        }
-    )
+    impostor = dataclasses.replace(camille, sip_password="wrong-password-xxxxxxxx")
     intruder = sipp.dial(impostor, sipp.line)
     # Challenged, then refused again with the wrong credentials: never a 200.
     await intruder.wait_for_message_async(

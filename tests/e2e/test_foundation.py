@@ -12,7 +12,7 @@ from tests.e2e.harness import wait_registered
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.ari.stream import Connected, EventStream
-from helpline_pbx.phones import listener_objects
+from helpline_pbx.phones import listener_objects, sip_ha1
 
 
 async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_softphone(
@@ -21,7 +21,7 @@ async def test_trunk_call_reaches_stasis_and_an_originated_invite_reaches_a_soft
     """Proves the foundation: the trunk, the dialplan, Stasis, ARI origination and a registered phone."""
     endpoint = "foundation-probe"
     secret = "probe-" + "x" * 20
-    for object_type, fields in listener_objects(endpoint, secret):
+    for object_type, fields in listener_objects(endpoint, sip_ha1(endpoint, secret)):
         await ari.put_config_object(object_type, endpoint, fields)
 
     # This test's number goes to this test's application (the dialplan reads the route from a global).
@@ -66,4 +66,4 @@ def _probe_listener(endpoint: str, secret: str):  # type: ignore[no-untyped-def]
     """The two fields a softphone needs, shaped like a roster listener."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(endpoint=endpoint, sip_secret=secret)
+    return SimpleNamespace(endpoint=endpoint, sip_password=secret)

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from tests.e2e.conftest import CALLER_NAME, CALLER_NUMBER, ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.conftest import (
+    CALLER_NAME,
+    CALLER_NUMBER,
+    ServiceFactory,
+    Sipp,
+    add_listener,
+    online_phone,
+    sip_password,
+)
 from tests.e2e.harness import RunningService, wait_registered
 from tests.e2e.media import RtpPhone, sdp_audio_address, tone_level
 from tests.e2e.sipp import SippProcess, free_udp_port, scenario_path
@@ -81,7 +89,7 @@ def monitor(
         remote=sipp.remote,
         service=number,
         auth_user=supervisor.endpoint,
-        auth_password=supervisor.sip_secret,
+        auth_password=sip_password(supervisor),
         keys={"rtp_port": str(rtp_port or free_udp_port())},
         variables={"user": supervisor.endpoint},
         calls=1,
@@ -452,7 +460,7 @@ async def test_who_hears_whom(
             remote=sipp.remote,
             service=camille.endpoint,
             auth_user=camille.endpoint,
-            auth_password=camille.sip_secret,
+            auth_password=sip_password(camille),
             calls=1,
             lifetime=120,
             keys={"rtp_port": str(ports["listener"])},

@@ -7,9 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from helpline_pbx.phones import LISTENER_AOR, LISTENER_AUTH, LISTENER_ENDPOINT, listener_objects
+from helpline_pbx.phones import (
+    LISTENER_AOR,
+    LISTENER_AUTH,
+    LISTENER_ENDPOINT,
+    SIP_REALM,
+    listener_objects,
+    sip_ha1,
+)
 
 PJSIP_CONF = Path(__file__).resolve().parents[2] / "asterisk-config" / "pjsip.conf"
+
+
+def _global(option: str) -> str:
+    for line in PJSIP_CONF.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == option:
+            return value.strip()
+    raise KeyError(option)
 
 
 def _template(name: str) -> dict[str, str]:
@@ -35,16 +50,26 @@ def test_dynamic_objects_mirror_the_pjsip_templates(template: str, fields: dict[
     assert _template(template) == dict(fields)
 
 
+def test_the_digest_is_rfc_2617_ha1_in_the_realm_asterisk_challenges_with() -> None:
+    # md5("alice:helpline:s3cret"), as `printf %s alice:helpline:s3cret | md5sum` prints it.
+    assert sip_ha1("alice", "s3cret") == "f0f1047fc05fe89d3dc77a9a765920ce"
+    assert _global("default_realm") == SIP_REALM == LISTENER_AUTH["realm"]
+
+
 def test_listener_endpoint_leaks_no_identity_and_cannot_transfer() -> None:
     for key in ("send_pai", "send_rpid", "send_diversion", "send_connected_line", "trust_id_outbound"):
         assert LISTENER_ENDPOINT[key] == "no", key
     assert LISTENER_ENDPOINT["allow_transfer"] == "no"
 
 
-def test_objects_reference_each_other_and_carry_the_secret() -> None:
-    objects = dict(listener_objects("alice", "s3cret-generated-value"))
+def test_objects_reference_each_other_and_carry_only_the_digest() -> None:
+    ha1 = sip_ha1("alice", "s3cret-generated-value")
+    objects = dict(listener_objects("alice", ha1))
     assert list(dict(listener_objects("alice", "x"))) == ["auth", "aor", "endpoint"]
     assert objects["auth"]["username"] == "alice"
-    assert objects["auth"]["password"] == "s3cret-generated-value"
+    assert objects["auth"]["auth_type"] == "digest"
+    assert objects["auth"]["password_digest"] == f"md5:{ha1}"
+    assert "password" not in objects["auth"]
+    assert "s3cret-generated-value" not in repr(objects)
     assert objects["endpoint"]["auth"] == "alice"
     assert objects["endpoint"]["aors"] == "alice"

@@ -4,13 +4,17 @@ URLs look like `sqlite+aiosqlite:///path/to/roster.db` or `postgresql+asyncpg://
 """
 
 import asyncio
+import contextlib
+import os
+import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -38,6 +42,9 @@ def make_engine(
     locked"; connect_timeout bounds how long PostgreSQL connects may hang.
     """
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            protect_sqlite_file(path)
         engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine, busy_timeout)
         return engine
@@ -49,6 +56,31 @@ def make_engine(
             connect_args={"timeout": connect_timeout},
         )
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def protect_sqlite_file(path: Path) -> None:
+    """Make the roster's file readable by its owner only, before SQLite opens it.
+
+    The roster holds listeners' credentials (digests) and their audit: the folder SQLite is to create is
+    made 0700, the file is created 0600 (SQLite gives its -wal and -shm files the database file's mode),
+    and an existing file, -wal or -shm is tightened to 0600. An existing folder is left as it is: it may be
+    shared (the service makes its own state folder 0700 itself).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o177:
+                file.chmod(0o600)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
@@ -66,6 +98,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten, not left in free pages (credentials, audit past retention).
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 
@@ -109,6 +143,15 @@ async def upgrade(url: str, *, script_location: Path | None = None) -> None:
             await connection.run_sync(_upgrade_on, config)
     finally:
         await engine.dispose()
+    path = sqlite_path(url) if url.startswith("sqlite") else None
+    if path is not None:
+        # The WAL still holds pages a migration rewrote (clear passwords before 0008): empty it, outside
+        # any transaction (the engine begins every one IMMEDIATE).
+        plain = sqlite3.connect(path)
+        try:
+            plain.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            plain.close()
 
 
 # Any fixed number: it only has to be the same in every instance of the service.

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from helpline_pbx.phones import sip_ha1
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import (
     DuplicateListener,
@@ -72,13 +73,15 @@ class Roster:
         monitoring_consent: bool = False,
         now: datetime | None = None,
     ) -> ListenerSnapshot:
-        """Create an active, offline (off duty) listener with a fresh SIP secret and short code."""
+        """Create an active, offline (off duty) listener with a fresh SIP password and short code; the
+        password is in the returned snapshot only (the roster keeps its digest)."""
         pseudonym = _valid_pseudonym(pseudonym)
         skill_list = _valid_words(skills, "skill")
         language_list = _valid_words(languages, "language") or ["fr"]
         endpoint = _valid_endpoint(endpoint)
         valid_role = _valid_role(role)
         now = _aware(now or datetime.now(UTC))
+        password = _new_secret()
         try:
             async with self._transaction() as session:
                 await _refuse_duplicates(session, pseudonym=pseudonym, endpoint=endpoint)
@@ -86,7 +89,7 @@ class Roster:
                     id=await _free_listener_id(session),
                     pseudonym=pseudonym,
                     endpoint=endpoint,
-                    sip_secret=_new_secret(),
+                    sip_ha1=sip_ha1(endpoint, password),
                     role=valid_role.value,
                     skills=skill_list,
                     languages=language_list,
@@ -102,7 +105,7 @@ class Roster:
                 )
                 session.add(listener)
                 await session.flush()
-                return _listener_snapshot(listener)
+                return _listener_snapshot(listener, password=password)
         except IntegrityError as exc:
             # Another writer took the name between our check and our insert.
             raise DuplicateListener(
@@ -136,6 +139,8 @@ class Roster:
         monitoring_consent: bool | None = None,
         now: datetime | None = None,
     ) -> ListenerSnapshot:
+        """Change what is given; regenerate_secret makes a new SIP password, returned in the snapshot only.
+        A new endpoint name makes one too: the stored digest is bound to the name."""
         new_pseudonym = None if pseudonym is None else _valid_pseudonym(pseudonym)
         new_skills = None if skills is None else _valid_words(skills, "skill")
         new_languages = None if languages is None else (_valid_words(languages, "language") or ["fr"])
@@ -148,12 +153,16 @@ class Roster:
                 await _refuse_duplicates(
                     session, pseudonym=new_pseudonym, endpoint=new_endpoint, besides=listener.id
                 )
+                renamed = new_endpoint is not None and new_endpoint != listener.endpoint
+                password = _new_secret() if regenerate_secret or renamed else None
                 changes: dict[str, Any] = {
                     "pseudonym": new_pseudonym,
                     "endpoint": new_endpoint,
                     "role": None if new_role is None else new_role.value,
                     "active": active,
-                    "sip_secret": _new_secret() if regenerate_secret else None,
+                    "sip_ha1": None
+                    if password is None
+                    else sip_ha1(new_endpoint or listener.endpoint, password),
                     "skills": new_skills,
                     "languages": new_languages,
                     "trainee": trainee,
@@ -167,7 +176,7 @@ class Roster:
                 if changed:
                     listener.updated_at = now
                 await session.flush()
-                return _listener_snapshot(listener)
+                return _listener_snapshot(listener, password=password)
         except IntegrityError as exc:
             raise DuplicateListener(f"pseudonym or endpoint of listener {ref!r} is already used") from exc
 
@@ -549,12 +558,13 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _listener_snapshot(row: Listener) -> ListenerSnapshot:
+def _listener_snapshot(row: Listener, *, password: str | None = None) -> ListenerSnapshot:
     return ListenerSnapshot(
         id=row.id,
         pseudonym=row.pseudonym,
         endpoint=row.endpoint,
-        sip_secret=row.sip_secret,
+        sip_ha1=row.sip_ha1,
+        sip_password=password,
         role=Role(row.role),
         active=row.active,
         state=ListenerState(row.state),

@@ -11,8 +11,9 @@ class ListenerSnapshot:
     id: str
     pseudonym: str
     endpoint: str
-    # Kept out of repr so that logging a snapshot never prints a credential.
-    sip_secret: str = field(repr=False)
+    # Kept out of repr so that logging a snapshot never prints a credential: the digest Asterisk checks the
+    # phone against (what the roster stores).
+    sip_ha1: str = field(repr=False)
     role: Role
     active: bool
     state: ListenerState
@@ -31,6 +32,9 @@ class ListenerSnapshot:
     trainee: bool = False
     monitoring_consent: bool = False
     shift_started_at: datetime | None = None
+    # The SIP password in clear, only in the value that adding the listener or giving them a new password
+    # returns (to show once); the roster never stores it, so every other snapshot has None.
+    sip_password: str | None = field(default=None, repr=False, compare=False)
 
     def is_free(self, now: datetime) -> bool:
         """Whether a claim at `now` could succeed, as far as this snapshot knows."""

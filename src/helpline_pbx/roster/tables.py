@@ -75,7 +75,9 @@ class Listener(Base):
     id: Mapped[str] = mapped_column(String(LISTENER_ID_LENGTH), primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
     endpoint: Mapped[str] = mapped_column(String(64), unique=True)
-    sip_secret: Mapped[str] = mapped_column(String(128))
+    # The SIP digest HA1, md5(endpoint:realm:password), which is all Asterisk needs: the password itself is
+    # shown once (add, or a new password) and never stored. It changes with the endpoint name.
+    sip_ha1: Mapped[str] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool]
     state: Mapped[str] = mapped_column(String(16))

@@ -84,7 +84,7 @@ class RosterSync:
         self._served_numbers: set[str] = set()
         self._lines_version: object = None
         self._roster_version: RosterVersion | None = None
-        self._pushed_phones: dict[str, str] = {}  # endpoint -> secret pushed to Asterisk
+        self._pushed_phones: dict[str, str] = {}  # endpoint -> digest pushed to Asterisk
         self._profiles: dict[str, Profile] = {}  # listener id -> what the core was last told
         # listener id -> (presence, reason) last seen in the roster: a change is news for the core.
         self._presence_seen: dict[str, tuple[str, str | None]] = {}
@@ -154,15 +154,15 @@ class RosterSync:
         await self._sync_availability(active)
 
     async def _push_phones(self, listeners: list[ListenerSnapshot]) -> None:
-        wanted = {listener.endpoint: listener.sip_secret for listener in listeners}
-        for endpoint, secret in wanted.items():
-            if self._pushed_phones.get(endpoint) == secret:
+        wanted = {listener.endpoint: listener.sip_ha1 for listener in listeners}
+        for endpoint, ha1 in wanted.items():
+            if self._pushed_phones.get(endpoint) == ha1:
                 continue
-            for object_type, fields in listener_objects(endpoint, secret):
+            for object_type, fields in listener_objects(endpoint, ha1):
                 await self._ari.put_config_object(object_type, endpoint, fields)
             # This phone's feature codes come to this instance (several may share one Asterisk).
             await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", self._app)
-            self._pushed_phones[endpoint] = secret
+            self._pushed_phones[endpoint] = ha1
             log.info("phone_configured", endpoint=endpoint)
         for endpoint in set(self._pushed_phones) - set(wanted):
             for object_type in ("endpoint", "aor", "auth"):

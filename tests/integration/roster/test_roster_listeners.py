@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from helpline_pbx.phones import sip_ha1
 from helpline_pbx.roster.errors import (
     DuplicateListener,
     InvalidListener,
@@ -23,21 +24,28 @@ async def test_added_listener_gets_id_secret_and_starts_offline(roster: Roster) 
     listener = await roster.add_listener("Swallow", "swallow", "volunteer", now=NOW)
 
     assert re.fullmatch(r"l-[0-9a-f]{8}", listener.id)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{24,}", listener.sip_secret)
-    assert listener.sip_secret not in repr(listener)
+    assert listener.sip_password is not None
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24,}", listener.sip_password)
+    assert listener.sip_password not in repr(listener)
+    assert listener.sip_ha1 == sip_ha1("swallow", listener.sip_password)
+    assert listener.sip_ha1 not in repr(listener)
     assert listener.role is Role.VOLUNTEER
     assert listener.state is ListenerState.OFFLINE
     assert listener.active is True
     assert listener.created_at == NOW
     assert listener.created_at.tzinfo is not None
-    assert await roster.get_listener(listener.id) == listener
+    stored = await roster.get_listener(listener.id)
+    assert stored == listener
+    # Shown once: the roster keeps the digest Asterisk needs, never the password.
+    assert stored.sip_password is None
 
 
 async def test_secrets_and_ids_differ_between_listeners(roster: Roster) -> None:
     first = await roster.add_listener("Wren", "wren", Role.VOLUNTEER)
     second = await roster.add_listener("Robin", "robin", Role.VOLUNTEER)
     assert first.id != second.id
-    assert first.sip_secret != second.sip_secret
+    assert first.sip_password != second.sip_password
+    assert first.sip_ha1 != second.sip_ha1
 
 
 async def test_lookup_by_id_endpoint_or_pseudonym(roster: Roster) -> None:
@@ -112,7 +120,10 @@ async def test_edit_changes_only_what_is_given(roster: Roster) -> None:
 
     assert (edited.id, edited.pseudonym, edited.endpoint) == (listener.id, "Goldfinch", "goldfinch")
     assert edited.role is Role.SUPERVISOR
-    assert edited.sip_secret == listener.sip_secret
+    # The digest is bound to the endpoint name: a new name comes with a new password, shown once.
+    assert edited.sip_password is not None
+    assert edited.sip_password != listener.sip_password
+    assert edited.sip_ha1 == sip_ha1("goldfinch", edited.sip_password)
     assert edited.active is True
     assert edited.updated_at == later
     assert await roster.get_listener(listener.id) == edited
@@ -121,8 +132,10 @@ async def test_edit_changes_only_what_is_given(roster: Roster) -> None:
 async def test_edit_regenerates_secret_and_deactivates(roster: Roster) -> None:
     listener = await roster.add_listener("Tern", "tern", Role.VOLUNTEER)
     edited = await roster.edit_listener(listener.id, regenerate_secret=True, active=False)
-    assert edited.sip_secret != listener.sip_secret
-    assert len(edited.sip_secret) >= 24
+    assert edited.sip_password is not None
+    assert edited.sip_password != listener.sip_password
+    assert len(edited.sip_password) >= 24
+    assert edited.sip_ha1 == sip_ha1("tern", edited.sip_password)
     assert edited.active is False
     assert [item.id for item in await roster.list_listeners(active_only=True)] == []
     assert [item.id for item in await roster.list_listeners()] == [listener.id]
