@@ -208,8 +208,8 @@ async def rows(roster: Roster) -> list[SupervisionSnapshot]:
 
 
 async def consenting(roster: Roster, name: str) -> ListenerSnapshot:
-    listener = await add_listener(roster, name)
-    return await roster.edit_listener(listener.id, monitoring_consent=True)
+    # Consent given when added: the roster keeps no password, only the snapshot add returned has it.
+    return await add_listener(roster, name, monitoring_consent=True)
 
 
 def record_snoops(svc: RunningService) -> list[tuple[str, str, str, str]]:
@@ -293,8 +293,7 @@ async def test_a_supervisor_coaches_a_trainee_only_the_trainee_hears_them(
     whispers only into what the trainee's phone is sent; the call's end ends the coaching and hangs up the
     supervisor's phone, and closes the record."""
     await Lines(roster.engine).add("formation", label="Écoute", numbers=[sipp.line], trainees_allowed=True)
-    tom = await add_listener(roster, "Tom")
-    tom = await roster.edit_listener(tom.id, trainee=True)
+    tom = await add_listener(roster, "Tom", trainee=True)
     svc, events = await start_watched(service)
     asked = record_snoops(svc)
     call = await call_in_progress(svc, sipp, tom)
