@@ -113,9 +113,10 @@ async def test_callers_reach_the_fallback_when_the_service_does_not_come_back(
     await roster.edit_listener(busy.id, active=True)
     caller = sipp.caller("caller")
     await process.wait_log("caller_arrived")
-    # The caller's channel (the app also holds the music-on-hold announcer of its holding bridge).
+    # The caller's channel, the far half of their Local channel (the app also holds the music-on-hold
+    # announcer of its holding bridge).
     ids = (await ari.get_application(app_name)).channel_ids
-    [channel_id] = [c for c in ids if (await ari.get_channel(c)).name.startswith("PJSIP/trunk")]
+    [channel_id] = [c for c in ids if is_caller(await ari.get_channel(c))]
 
     process.kill()
     assert await _context_of(ari, channel_id, "helpline-fallback", timeout=20)
