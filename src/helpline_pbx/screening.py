@@ -106,6 +106,9 @@ class Screener:
         return Verdict(status, token, repeat)
 
     async def handle(self, request: AgiLike) -> dict[str, str]:
-        """The FastAGI handler: channel variables for the dialplan."""
-        verdict = await self.screen(request.env.get("agi_callerid", ""))
+        """The FastAGI handler: channel variables for the dialplan.
+
+        The number is the dialplan's one argument, the From URI's user: the trunk's caller ID is fixed, so
+        ``agi_callerid`` holds no number (and a display name is never read at all)."""
+        verdict = await self.screen(request.env.get("agi_arg_1", ""))
         return verdict.channel_variables()

@@ -153,6 +153,18 @@ def parse_stats(text: str) -> dict[str, int]:
     return counters
 
 
+CALLER_AUDIO = "caller-audio.ulaw"
+
+
+def write_caller_audio(workdir: Path) -> Path:
+    """The audio callers' scenarios stream (rtp_stream, looped): one second of G.711 mu-law silence,
+    so that what a test measures at a listener is only what it sent on purpose."""
+    path = workdir / CALLER_AUDIO
+    if not path.exists():
+        path.write_bytes(b"\xff" * 8000)
+    return path
+
+
 class SippProcess:
     """One SIPp scenario run in the background; a context manager that always reaps it."""
 
@@ -261,6 +273,7 @@ class SippProcess:
         if self._process is not None:
             raise SippError(f"{self.name} already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        write_caller_audio(self.workdir)
         self._output = self.stdout_file.open("wb")
         try:
             self._process = subprocess.Popen(

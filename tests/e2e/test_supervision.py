@@ -479,13 +479,14 @@ async def test_who_hears_whom(
             lifetime=120,
         )
         sipp.processes.append(caller.start())
+        # A caller's audio flows from the answer on (the line waits for it before queueing them).
+        phones["caller"].send_to(
+            sdp_audio_address(await caller.wait_for_message_async(lambda m: m.startswith("SIP/2.0 200"), 10))
+        )
         await svc.decisions.wait_for(
             lambda: any(isinstance(c, ConnectCall) for c in svc.decisions.commands()),
             20,
             "the call connected",
-        )
-        phones["caller"].send_to(
-            sdp_audio_address(await caller.wait_for_message_async(lambda m: m.startswith("SIP/2.0 200"), 10))
         )
         phones["listener"].send_to(
             sdp_audio_address(await softphone.wait_for_message_async(lambda m: m.startswith("INVITE "), 10))

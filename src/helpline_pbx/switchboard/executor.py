@@ -198,7 +198,7 @@ class Executor:
         # Independent requests, sent together: the ring that follows on this lane waits for both.
         _, joined = await asyncio.gather(
             self.keep_alive(call.caller_channel, self.service_grace),
-            self._ari.add_channel(self._holding, call.caller_channel),
+            self._join_holding(call.caller_channel),
             return_exceptions=True,
         )
         if isinstance(joined, BaseException) and not isinstance(joined, AriNotFound):
@@ -211,7 +211,14 @@ class Executor:
                 self._feed(CallerLeft(call_id=call.call_id))
                 return
             await self.ensure_holding_bridge()
-            await self._ari.add_channel(self._holding, call.caller_channel)
+            await self._join_holding(call.caller_channel)
+
+    async def _join_holding(self, caller_channel: str) -> None:
+        # As a holding participant with no idle mode of its own, the caller hears music by themselves
+        # whenever the bridge has no announcer: Asterisk drops the bridge's music when the bridge
+        # empties, and a caller who came after that would hear silence. (Stasis gives a participant
+        # without a role the idle mode "none".)
+        await self._ari.add_channel(self._holding, caller_channel, role="holding_participant")
 
     async def keep_alive(self, caller_channel: str, grace: float) -> None:
         """Asterisk sends this caller to the fallback by itself unless we call again within `grace`."""
@@ -310,7 +317,7 @@ class Executor:
             return
         await self.keep_alive(call.caller_channel, self.service_grace)
         with contextlib.suppress(AriError):
-            await self._ari.add_channel(self._holding, call.caller_channel)
+            await self._join_holding(call.caller_channel)
         self._feed(ConnectFailed(call_id=call.call_id, listener_id=listener_id))
 
     async def _end(self, command: EndCall) -> None:

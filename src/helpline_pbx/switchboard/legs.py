@@ -135,3 +135,11 @@ class LegBook:
 
     def calls(self) -> list[Call]:
         return list(self._calls.values())
+
+    def channel_ids(self) -> set[str]:
+        """Every channel of every call the book knows: callers and listeners' legs."""
+        return {
+            c
+            for call in self._calls.values()
+            for c in (call.caller_channel, *call.listener_channels.values())
+        }

@@ -51,6 +51,7 @@ from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, require
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.in_call import InCallCodes
+from helpline_pbx.switchboard.inventory import is_caller, live_among, own_channels, read_channels
 from helpline_pbx.switchboard.legs import LegBook
 from helpline_pbx.switchboard.presence import PresenceCodes
 from helpline_pbx.switchboard.roster_sync import RosterSync
@@ -93,11 +94,6 @@ def _arrival(channel: Channel) -> float:
 def _endpoint(channel: Channel) -> str | None:
     tech, _, rest = channel.name.partition("/")
     return rest.rsplit("-", 1)[0] if tech == "PJSIP" and "-" in rest else None
-
-
-def _is_caller(channel: Channel) -> bool:
-    # Callers are in Stasis from the [helpline] context; feature codes come from listeners' phones.
-    return channel.dialplan is not None and channel.dialplan.context == "helpline"
 
 
 class Switchboard:
@@ -383,9 +379,11 @@ class Switchboard:
         the holding bridge are re-adopted in their order of arrival, legs of ours that vanished are reported
         gone, and channels left in our application that are none of these go to the fallback.
         """
-        channels = {channel.id: channel for channel in await self._ari.list_channels()}
         bridges = await self._ari.list_bridges()
-        ours = set((await self._ari.get_application(self._config.app)).channel_ids)
+        channels = await own_channels(self._ari, self._config.app)
+        ours = set(channels)
+        # Legs the book knows that left our application (none, unless events were lost) are read too.
+        channels.update(await read_channels(self._ari, self.book.channel_ids() - ours))
         self._forget_vanished(set(channels))
 
         handled: set[str] = set()
@@ -417,7 +415,7 @@ class Switchboard:
             if c in channels
             and not self.book.leg(c)
             and self.book.parse_listener_channel(c) is None
-            and _is_caller(channels[c])
+            and is_caller(channels[c])
         ]
         for channel in sorted([*waiting, *unbridged], key=_arrival):
             line, label, snapshot = self._line_of(channel)
@@ -485,7 +483,7 @@ class Switchboard:
         snapshot = {c.call_id for c in self.book.calls()}
         if not snapshot:
             return
-        live = {channel.id for channel in await self._ari.list_channels()}
+        live = await live_among(self._ari, self._config.app, self.book.channel_ids())
         # Calls that started while we listed channels are not ghosts: only judge those seen before.
         for call in self.book.calls():
             if call.call_id not in snapshot:

@@ -42,6 +42,7 @@ from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.switchboard.executor import talk_bridge_id, with_retry
 from helpline_pbx.switchboard.features import Handler, dialler
+from helpline_pbx.switchboard.inventory import own_channels, read_channels
 from helpline_pbx.switchboard.legs import LegBook, readable_token
 from helpline_pbx.switchboard.workers import Lanes
 
@@ -365,12 +366,23 @@ class Supervision:
             "supervision_ended", supervision_id=session.record_id, call_id=session.call_id, reason=reason
         )
 
+    def _is_ours(self, bridge_id: str) -> bool:
+        """A supervision bridge of ours, or a talk bridge of one of our calls (the book knows our call ids'
+        shape; other instances' are not ours to touch)."""
+        call_id = bridge_id.removesuffix(TALK_SUFFIX)
+        return bridge_id.startswith(self.bridge_prefix) or (
+            call_id != bridge_id and self._book.owns_call_id(call_id)
+        )
+
     async def _resync(self) -> None:
         """After a (re)connection: end supervisions whose channels are gone, clear what a previous run of
         the service left (its bridges, snoops and supervisors' phones), and close its audit rows."""
         try:
-            live = {channel.id: channel for channel in await self._ari.list_channels()}
-            bridges = await self._ari.list_bridges()
+            bridges = [bridge for bridge in await self._ari.list_bridges() if self._is_ours(bridge.id)]
+            # Our application's channels and the members of our bridges: never every channel (inventory.py).
+            members = {c for bridge in bridges for c in bridge.channels}
+            live = await own_channels(self._ari, self.app)
+            live.update(await read_channels(self._ari, members - set(live)))
         except AriError as exc:
             log.warning("supervision_resync_failed", error=exc.code)
             return
@@ -382,20 +394,15 @@ class Supervision:
                 self._lanes.submit(session.lane, functools.partial(self._end, session, "vanished"))
         known = set(self._by_channel)
         for bridge in bridges:
-            ours = bridge.id.startswith(self.bridge_prefix)
-            # A talk bridge of one of our calls (the book knows our call ids' shape; other instances' are not
-            # ours to touch).
-            call_id = bridge.id.removesuffix(TALK_SUFFIX)
-            talk = call_id != bridge.id and self._book.parse_listener_channel(f"{call_id}-x-0") is not None
-            if not (ours or talk):
-                continue
             strays = [
                 c for c in bridge.channels if c in live and c not in known and is_supervision_channel(live[c])
             ]
             for channel_id in strays:
                 log.info("supervision_stray_ended", bridge=bridge.id)
                 await self._quietly(self._ari.hangup(channel_id))
-            if ours and bridge.id not in {s.bridge_id for s in self._sessions.values()}:
+            if bridge.id.startswith(self.bridge_prefix) and bridge.id not in {
+                s.bridge_id for s in self._sessions.values()
+            }:
                 await self._quietly(self._ari.destroy_bridge(bridge.id))
         keep = [s.record_id for s in self._sessions.values() if s.record_id is not None]
         try:

@@ -45,7 +45,7 @@ def channel_json(
     name: str,
     *,
     state: str = "Ring",
-    context: str = "helpline",
+    context: str = "helpline-caller",
     exten: str = LINE,
     created: datetime = EPOCH,
 ) -> dict[str, Any]:
@@ -348,8 +348,8 @@ class FakeAsterisk:
         return self._channel("GET", channel_id)
 
     async def list_channels(self) -> list[Channel]:
-        await self._enter("list_channels")
-        return list(self.channels.values())
+        # The service must never list every channel: that list holds the trunk's, with the carrier's data.
+        raise AssertionError("the service listed every channel (GET /channels)")
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self._enter("set_variable", channel_id, name, value)
