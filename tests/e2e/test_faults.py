@@ -20,6 +20,7 @@ from helpline_pbx.ari.client import AriClient
 from helpline_pbx.core import ListenerState, Policy
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
+from helpline_pbx.switchboard.inventory import is_caller
 
 
 @pytest.fixture
