@@ -245,10 +245,13 @@ class Roster:
         now: datetime,
         idle_since: datetime | None = None,
         presence: Presence | None = None,
+        owner: str | None = None,
     ) -> ListenerSnapshot:
         """Move a listener to `state` and append the transition to the audit, atomically.
 
         idle_since=None keeps the stored value; so does presence=None. A presence going on starts a shift.
+        owner is the call-id prefix of the instance writing: a listener ringing or on a call of another
+        instance sharing the roster is left as they are (that instance's claim stands; it frees them).
         """
         new_state = _valid_state(state)
         if new_state in CALL_STATES and not call_id:
@@ -263,6 +266,8 @@ class Roster:
             listener = await session.get(Listener, listener_id, with_for_update=True)
             if listener is None:
                 raise ListenerNotFound(f"no listener {listener_id!r}")
+            if owner is not None and _held_by_another(listener, owner, call_id):
+                return _listener_snapshot(listener)
             # "Available since" means since then: the same state and reason written again (the service
             # restarting, reconnecting) is no change.
             if (listener.state, listener.state_reason) != (new_state.value, reason):
@@ -424,6 +429,17 @@ class Roster:
 def _rowcount(result: Result[Any]) -> int:
     # Only DML reaches here, whose results are cursor results with a row count.
     return cast(CursorResult[Any], result).rowcount
+
+
+def _held_by_another(listener: Listener, owner: str, call_id: str | None) -> bool:
+    """Ringing or on a call that is not the writer's: another instance claimed them."""
+    held = listener.state_call_id
+    return (
+        listener.state in {state.value for state in BUSY_STATES}
+        and held is not None
+        and held != call_id
+        and not held.startswith(owner)
+    )
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:

@@ -429,6 +429,7 @@ class Executor:
                     now=now,
                     idle_since=idle_since,
                     presence=None if command.presence is None else Presence(command.presence),
+                    owner=self._book.call_id_prefix,
                 )
             )
         except RosterError as exc:

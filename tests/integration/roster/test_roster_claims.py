@@ -202,3 +202,23 @@ async def test_repair_frees_listeners_stuck_on_dead_calls(roster: Roster) -> Non
     assert await roster.repair({"live-1"}, now=later) == 0
     assert await roster.repair(None, now=later) == 1
     assert (await roster.get_listener(live.id)).state is ListenerState.AVAILABLE
+
+
+async def test_an_instance_never_writes_over_another_instances_claim(roster: Roster) -> None:
+    """Two instances share the roster: the one that did not claim a listener (here, a phone that came back
+    reachable) cannot make them available again while they ring for the other's caller; the claimer can."""
+    listener = await _available(roster, "gannet")
+    assert await roster.claim(listener.id, "b-000000000001", NOW)
+
+    kept = await roster.set_state(
+        listener.id, ListenerState.AVAILABLE, reason="phone_unreachable", now=NOW, owner="a-"
+    )
+    assert (kept.state, kept.state_call_id) == (ListenerState.RINGING, "b-000000000001")
+    assert await roster.claim(listener.id, "a-000000000002", NOW) is False
+
+    on_call = await roster.set_state(
+        listener.id, ListenerState.ON_CALL, call_id="b-000000000001", now=NOW, owner="b-"
+    )
+    assert on_call.state is ListenerState.ON_CALL
+    freed = await roster.set_state(listener.id, ListenerState.AVAILABLE, now=NOW, owner="b-")
+    assert (freed.state, freed.state_call_id) == (ListenerState.AVAILABLE, None)
