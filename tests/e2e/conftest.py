@@ -91,11 +91,17 @@ class Sipp:
         return proc.start()
 
     def softphone(
-        self, listener: ListenerSnapshot, answer: str = "listener_answer", *, pause_ms: int | None = None
+        self,
+        listener: ListenerSnapshot,
+        answer: str = "listener_answer",
+        *,
+        pause_ms: int | None = None,
+        local_ip: str = "127.0.0.1",
     ) -> SippProcess:
         proc = SippProcess(
             "softphone",
             workdir=self.workdir,
+            local_ip=local_ip,
             remote=self.remote,
             service=listener.endpoint,
             auth_user=listener.endpoint,
@@ -227,6 +233,7 @@ async def online_phone(
     answer: str = "listener_answer",
     *,
     pause_ms: int | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> SippProcess:
     """Log the listener in (as the CLI does), wait until the service pushed their account and put them on
     duty, register a softphone for it, and wait until the service knows the phone is reachable."""
@@ -234,7 +241,7 @@ async def online_phone(
     await svc.decisions.wait_for(
         lambda: svc.board.queue.listener_state(listener.id) is not None, 10, "listener known"
     )
-    phone = sipp.softphone(listener, answer, pause_ms=pause_ms)
+    phone = sipp.softphone(listener, answer, pause_ms=pause_ms, local_ip=local_ip)
     await wait_registered(svc.ari, listener.endpoint)
     await svc.decisions.wait_for(lambda: _reachable(svc, listener.id), 10, "phone reachable")
     return phone

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.sipp import SippProcess
 
-from helpline_pbx.core import CancelOffer, ConnectCall, ListenerState, Policy
+from helpline_pbx.core import CallerArrived, CancelOffer, ConnectCall, ListenerState, Policy
 from helpline_pbx.roster.repository import Roster
 
 
@@ -171,3 +172,43 @@ async def test_waiting_caller_is_served_as_soon_as_a_listener_becomes_available(
     assert record.outcome == "served"
     assert record.listener_id == late.id
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+
+
+async def test_a_phone_behind_the_trunks_address_registers_and_answers(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """An office whose carrier box hides everything behind one address: the listener's phone comes from the
+    trunk's address, still registers (found by its user name, then challenged) and answers a caller."""
+    noor = await add_listener(roster, "Noor")
+    svc = await service()
+    phone = await online_phone(svc, sipp, noor, local_ip=sipp.asterisk.trunk_ip)
+    assert phone.local_ip == sipp.asterisk.trunk_ip
+    caller = sipp.caller("caller_hangup", talk_ms=1000)
+
+    [record] = await svc.decisions.wait_records(1)
+    assert (record.outcome, record.listener_id) == ("served", noor.id)
+    assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
+
+
+async def test_an_invite_from_elsewhere_naming_the_trunk_is_not_the_trunk(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """The trunk is found by its address only: an INVITE from another address whose From user is "trunk"
+    is challenged like any stranger and never reaches the line."""
+    svc = await service()
+    stranger = SippProcess(
+        "caller",
+        workdir=sipp.workdir,
+        local_ip="127.0.0.1",
+        remote=sipp.remote,
+        service=sipp.line,
+        variables={"caller_user": "trunk", "caller_name": "Trunk"},
+        calls=1,
+        lifetime=30,
+    )
+    sipp.processes.append(stranger)
+    stranger.start()
+    answer = await stranger.wait_for_message_async(lambda m: m.startswith("SIP/2.0 4"), timeout=10)
+    assert answer.split(" ", 2)[1] in {"401", "403"}, answer.splitlines()[0]
+    await stranger.stop_async()
+    assert not [e for e in svc.decisions.events() if isinstance(e, CallerArrived)]
