@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpline_pbx import lines_cli
+from helpline_pbx.cli import lines as lines_cli
 from helpline_pbx.hours import OpeningHours, TimeRange
 from helpline_pbx.roster.database import alembic_config, make_engine, upgrade
 from helpline_pbx.roster.errors import RosterError

@@ -1,43 +1,34 @@
 """`helpline-pbx lines ...`: add, list, show, edit and remove listening lines.
 
-cli.py hooks it in: add_parser(sub) beside the other commands, and `asyncio.run(lines_cli.run(args))`
-when args.command == "lines". Every command is one transaction: on error, one line on stderr, exit 1,
-and nothing changed.
+Every command is one transaction: on error, one line on stderr, exit 1, and nothing changed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
+from helpline_pbx.cli.common import EXIT_OK, on_database
 from helpline_pbx.hours import (
     DEFAULT_TIMEZONE,
     DayRanges,
-    HoursError,
     OpeningHours,
     parse_date,
     parse_exceptions,
     parse_weekly,
     zone_of,
 )
-from helpline_pbx.settings import database_url_from_env
 
 if TYPE_CHECKING:
     # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from helpline_pbx.roster.lines import Lines, LineSnapshot
 
-EXIT_FAILED = 1
-
 _HOURS_HELP = 'weekly hours, e.g. "mon-fri 09:00-21:00; sat 10:00-18:00; sun closed" or "24/7"'
-
-
-def _database_url() -> str:
-    # Like the listener commands: only the database is needed, not the ARI password.
-    return database_url_from_env()
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -180,12 +171,9 @@ def _add_message_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from helpline_pbx.roster.database import make_engine
-    from helpline_pbx.roster.errors import RosterError
-    from helpline_pbx.roster.lines import Lines
+    async def work(engine: AsyncEngine) -> int:
+        from helpline_pbx.roster.lines import Lines
 
-    engine = make_engine(_database_url())
-    try:
         lines = Lines(engine)
         match args.lines_command:
             case "add":
@@ -199,12 +187,9 @@ async def run(args: argparse.Namespace) -> int:
             case "remove":
                 removed = await lines.remove(args.line)
                 print(f"removed {removed.id} ({removed.name})")
-        return 0
-    except (RosterError, HoursError) as exc:
-        print(f"helpline-pbx: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        await engine.dispose()
+        return EXIT_OK
+
+    return await on_database(work)
 
 
 async def _add(lines: Lines, args: argparse.Namespace) -> None:
