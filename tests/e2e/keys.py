@@ -19,9 +19,16 @@ SCENARIOS = Path(__file__).parents[1] / "sipp"
 
 def keying_caller(sipp: Sipp, keys: str, *, after_ms: int = 1500, gap_ms: int = 1200) -> SippProcess:
     """A caller who keys `keys` `after_ms` after the line answered, then waits for the line to hang up."""
-    plays = "".join(
-        f'  <pause milliseconds="{after_ms if n == 0 else gap_ms}" />\n'
-        f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{PCAP_NAMES.get(k, k)}.pcap" />'
+    # The caller's looped audio (which told the line their audio arrives) stops before the first key: its
+    # packets, interleaved with the recordings' own sequence numbers and source, made Asterisk hear a key
+    # twice or not at all now and then.
+    plays = (
+        f'  <pause milliseconds="{after_ms}" />\n'
+        + '  <nop><action><exec rtp_stream="pause" /></action></nop>\n'
+    )
+    plays += "".join(
+        (f'  <pause milliseconds="{gap_ms}" />\n' if n else "")
+        + f'  <nop><action><exec play_pcap_audio="{DTMF_PCAPS}/dtmf_2833_{PCAP_NAMES.get(k, k)}.pcap" />'
         "</action></nop>\n"
         for n, k in enumerate(keys)
     )
