@@ -15,6 +15,7 @@
 #   HELPLINE_SIP_PORT        SIP UDP port                        (5060)
 #   HELPLINE_ARI_PORT        ARI HTTP port, loopback only        (8088)
 #   HELPLINE_ARI_APP         the Stasis application name          (helpline)
+#   HELPLINE_AMI_PORT        AMI TCP port, loopback only         (5038)
 #   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
 #   HELPLINE_ASTERISK_USER   the host user Asterisk runs as, created when missing (helpline-asterisk)
@@ -31,6 +32,8 @@ TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
 AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
 AGI_PORT=${HELPLINE_AGI_PORT:-4573}
 ARI_USER=helpline
+AMI_PORT=${HELPLINE_AMI_PORT:-5038}
+AMI_USER=helpline
 # Asterisk runs as a system user of its own on the host. Inside the root the Debian package's user keeps its
 # name, `asterisk`, but takes this user's uid and gid: the root's own uid (101) is another service's on many
 # hosts (PostgreSQL's here), which would then own Asterisk's files and run it.
@@ -136,8 +139,9 @@ private_tree() {
     done
 }
 
-ari_password() {
-    local f="$STATE/secrets/ari-password"
+# A generated secret kept in the state folder, outside git: secret NAME.
+secret() {
+    local f="$STATE/secrets/$1"
     if [ ! -s "$f" ]; then
         mkdir -p "$STATE/secrets"
         chmod 700 "$STATE/secrets"
@@ -145,10 +149,12 @@ ari_password() {
     fi
     cat "$f"
 }
+ari_password() { secret ari-password; }
 
 render() {
     sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
         -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
+        -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
         -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
@@ -288,6 +294,9 @@ print_env() {
     echo "HELPLINE_ARI_USER=$ARI_USER"
     echo "HELPLINE_ARI_PASSWORD_FILE=$STATE/secrets/ari-password"
     echo "HELPLINE_ARI_APP=$ARI_APP"
+    echo "HELPLINE_AMI_PORT=$AMI_PORT"
+    echo "HELPLINE_AMI_USER=$AMI_USER"
+    echo "HELPLINE_AMI_PASSWORD_FILE=$STATE/secrets/ami-password"
     echo "HELPLINE_SIP_PORT=$SIP_PORT"
     echo "HELPLINE_ASTERISK_MODE=$(mode)"
     echo "HELPLINE_ASTERISK_ROOT=$ROOT"
