@@ -169,7 +169,7 @@ install_config() {
         mkdir -p "$base"/{run,log,spool,lib}
         # Asterisk's user must reach its folders through the state folder: search only, no listing.
         chmod 711 "$STATE"
-        dirs="astrundir => $base/run\nastlogdir => $base/log\nastspooldir => $base/spool\nastvarlibdir => $base/lib\nastdbdir => $base/lib\nastdatadir => /usr/share/asterisk"
+        dirs="astrundir => $base/run\nastlogdir => $base/log\nastspooldir => $base/spool\nastvarlibdir => $base/lib\nastdbdir => $base/lib\nastkeydir => $base/lib/keys\nastdatadir => /usr/share/asterisk"
     else
         align_root_user
         dirs="; the Debian layout of the root"

@@ -121,3 +121,28 @@ async def test_the_watcher_writes_a_line_per_failure_and_nothing_of_the_session_
     text = out.path.read_text()
     assert " remote=192.0.2.7 port=5062 endpoint=dominique-a1b2c3\n" in text
     assert "0639981234" not in text
+
+
+def test_the_service_reads_failures_only_when_asterisk_has_an_ami_password_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpline_pbx.app import auth_failure_watcher
+    from helpline_pbx.roster.database import make_engine
+    from helpline_pbx.roster.repository import Roster
+    from helpline_pbx.settings import Settings
+
+    for name in list(os.environ):
+        if name.startswith("HELPLINE_"):
+            monkeypatch.delenv(name)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "ari-password").write_text("generated-secret-0123456789abcdef")
+    settings = Settings(state_dir=tmp_path)
+    roster = Roster(make_engine(f"sqlite+aiosqlite:///{tmp_path}/roster.db"))
+    assert auth_failure_watcher(settings, roster) is None
+    (secrets / "ami-password").write_text("generated-secret-fedcba9876543210")
+    watcher = auth_failure_watcher(settings, roster)
+    assert watcher is not None
+    # Both default to the state folder, as scripts/asterisk.sh lays it out.
+    assert settings.ami_password_file == secrets / "ami-password"
+    assert settings.auth_failure_log == tmp_path / "log" / "sip-auth-failures.log"
