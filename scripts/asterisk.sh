@@ -156,7 +156,8 @@ render() {
         -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
         -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
-        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@RUN_USER@|$(run_user)|g" \
+        -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
 install_config() {
