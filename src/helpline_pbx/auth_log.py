@@ -57,7 +57,7 @@ class AuthFailureWatcher:
     ) -> None:
         self._session = session
         self._listener_endpoints = listener_endpoints
-        self._out = out
+        self.out = out
         self._clock = clock
         self._endpoints: Set[str] = frozenset()
         self._endpoints_read = -_ENDPOINTS_TTL
@@ -73,7 +73,7 @@ class AuthFailureWatcher:
     async def handle(self, event: dict[str, str]) -> AuthFailure | None:
         failure = auth_failure(event, await self._listeners(), self._clock())
         if failure is not None:
-            self._out.append(log_line(failure))
+            self.out.append(log_line(failure))
             self.failures += 1
         return failure
 
@@ -85,7 +85,7 @@ class AuthFailureWatcher:
                 async with self._session() as ami:
                     attempt = 0
                     self.connected.set()
-                    log.info("auth_failure_log_connected", path=str(self._out.path))
+                    log.info("auth_failure_log_connected", path=str(self.out.path))
                     async for event in ami.events(KEPT_HEADERS):
                         await self.handle(event)
             except asyncio.CancelledError:
