@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 STATE ?= $(or $(HELPLINE_STATE_DIR),/var/lib/helpline-pbx)
 # The Debian packages the project needs on the host (the Asterisk root brings Asterisk itself).
 APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev
+# What only the tests need: fail2ban's fail2ban-regex checks the shipped filter against real log lines.
+TEST_APT_PACKAGES := fail2ban
 export HELPLINE_STATE_DIR := $(STATE)
 
-.PHONY: help deps venv asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
+.PHONY: help deps test-deps venv asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
 
 help:
 	@echo "make run              start Asterisk and the service on SQLite (installs what it needs)"
@@ -31,6 +33,9 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) || \
 		{ echo "make: apt-get could not install$$missing — check the network or the apt sources, then run make again" >&2; exit 1; }; \
 	fi
+
+test-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(TEST_APT_PACKAGES)"
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python 3.11 or newer is needed as $(PYTHON)" >&2; exit 1; }
@@ -58,7 +63,7 @@ run: deps venv asterisk-start
 	export HELPLINE_DATABASE_URL=$${HELPLINE_DATABASE_URL:-sqlite+aiosqlite:///$(STATE)/roster.db}; \
 	$(BIN)/helpline-pbx db upgrade && $(BIN)/helpline-pbx welcome && exec $(BIN)/helpline-pbx serve
 
-test: deps venv asterisk
+test: deps test-deps venv asterisk
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
 	$(BIN)/pytest $(PYTEST_ARGS)
 

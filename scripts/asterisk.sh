@@ -15,8 +15,10 @@
 #   HELPLINE_SIP_PORT        SIP UDP port                        (5060)
 #   HELPLINE_ARI_PORT        ARI HTTP port, loopback only        (8088)
 #   HELPLINE_ARI_APP         the Stasis application name          (helpline)
+#   HELPLINE_AMI_PORT        AMI TCP port, loopback only         (5038)
 #   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
+#   HELPLINE_ASTERISK_USER   the host user Asterisk runs as, created when missing (helpline-asterisk)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,12 @@ TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
 AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
 AGI_PORT=${HELPLINE_AGI_PORT:-4573}
 ARI_USER=helpline
+AMI_PORT=${HELPLINE_AMI_PORT:-5038}
+AMI_USER=helpline
+# Asterisk runs as a system user of its own on the host. Inside the root the Debian package's user keeps its
+# name, `asterisk`, but takes this user's uid and gid: the root's own uid (101) is another service's on many
+# hosts (PostgreSQL's here), which would then own Asterisk's files and run it.
+AST_USER=${HELPLINE_ASTERISK_USER:-helpline-asterisk}
 # The packages the root needs: Asterisk, English and French prompts, music on hold.
 PACKAGES=asterisk,asterisk-core-sounds-en-gsm,asterisk-core-sounds-fr-gsm,asterisk-moh-opsound-gsm
 
@@ -56,6 +64,9 @@ ast() {
     if [ "$(mode)" = host ]; then asterisk -C "$(etc_dir)/asterisk.conf" "$@"; else chroot "$ROOT" asterisk "$@"; fi
 }
 
+# The name Asterisk's user has where Asterisk runs: the host's user, or the root's `asterisk` with its ids.
+run_user() { if [ "$(mode)" = host ]; then echo "$AST_USER"; else echo asterisk; fi; }
+
 root_intact() {
     [ -f "$ROOT/.helpline-root-complete" ] &&
         chroot "$ROOT" asterisk -V 2>/dev/null | grep -Eq '^Asterisk (2[0-9]|[3-9][0-9])'
@@ -81,8 +92,56 @@ ensure() {
     say "root ready: $(chroot "$ROOT" asterisk -V)"
 }
 
-ari_password() {
-    local f="$STATE/secrets/ari-password"
+# The host's Asterisk user: a system user with a group of its own, no home, no shell; made once.
+ensure_host_user() {
+    if ! getent group "$AST_USER" >/dev/null; then groupadd --system "$AST_USER"; fi
+    if ! getent passwd "$AST_USER" >/dev/null; then
+        useradd --system --gid "$AST_USER" --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin --comment "helpline-pbx Asterisk" "$AST_USER"
+    fi
+}
+
+# Give the root's `asterisk` user and group the host user's ids (a root built by an earlier version has
+# 101), and hand every file the old ids owned in the root to the new ones, so no other host user keeps any.
+align_root_user() {
+    local uid gid old_uid old_gid
+    uid=$(id -u "$AST_USER")
+    gid=$(getent group "$AST_USER" | cut -d: -f3)
+    old_uid=$(awk -F: '$1 == "asterisk" {print $3}' "$ROOT/etc/passwd")
+    old_gid=$(awk -F: '$1 == "asterisk" {print $3}' "$ROOT/etc/group")
+    [ -n "$old_uid" ] && [ -n "$old_gid" ] || die "the root at $ROOT has no asterisk user; remove it and retry."
+    [ "$old_uid" = "$uid" ] && [ "$old_gid" = "$gid" ] && return 0
+    if awk -F: -v id="$uid" '$1 != "asterisk" && $3 == id {found=1} END {exit !found}' "$ROOT/etc/passwd" ||
+        awk -F: -v id="$gid" '$1 != "asterisk" && $3 == id {found=1} END {exit !found}' "$ROOT/etc/group"; then
+        die "uid $uid or gid $gid of $AST_USER is taken by another user inside $ROOT; set HELPLINE_ASTERISK_USER to another user."
+    fi
+    say "giving the root's asterisk user the ids of $AST_USER ($uid:$gid, was $old_uid:$old_gid)"
+    local f
+    for f in passwd group; do
+        awk -F: -v OFS=: -v uid="$uid" -v gid="$gid" -v file="$f" '
+            $1 == "asterisk" { if (file == "passwd") { $3 = uid; $4 = gid } else { $3 = gid } } { print }' \
+            "$ROOT/etc/$f" >"$ROOT/etc/$f.new"
+        chmod --reference="$ROOT/etc/$f" "$ROOT/etc/$f.new"
+        mv "$ROOT/etc/$f.new" "$ROOT/etc/$f"
+    done
+    find "$ROOT" -xdev -uid "$old_uid" -exec chown -h "$uid" {} +
+    find "$ROOT" -xdev -gid "$old_gid" -exec chgrp -h "$gid" {} +
+}
+
+# Asterisk's configuration (ARI password included), logs, astdb and spool are its user's only: folders 0700,
+# files 0600. Files it creates later get the same from the umask it is started with (start()).
+private_tree() {
+    local d
+    for d in "$@"; do
+        mkdir -p "$d"
+        chown -R "$AST_USER:$AST_USER" "$d"
+        chmod -R u+rwX,go-rwx "$d"
+    done
+}
+
+# A generated secret kept in the state folder, outside git: secret NAME.
+secret() {
+    local f="$STATE/secrets/$1"
     if [ ! -s "$f" ]; then
         mkdir -p "$STATE/secrets"
         chmod 700 "$STATE/secrets"
@@ -90,42 +149,47 @@ ari_password() {
     fi
     cat "$f"
 }
+ari_password() { secret ari-password; }
 
 render() {
     sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
         -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
+        -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
-        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@RUN_USER@|$(run_user)|g" \
+        -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
 install_config() {
     ensure
+    ensure_host_user
     local etc dirs
     etc=$(etc_dir)
     if [ "$(mode)" = host ]; then
         local base="$STATE/asterisk"
         mkdir -p "$base"/{run,log,spool,lib}
-        dirs="astrundir => $base/run\nastlogdir => $base/log\nastspooldir => $base/spool\nastvarlibdir => $base/lib\nastdbdir => $base/lib\nastdatadir => /usr/share/asterisk"
+        # Asterisk's user must reach its folders through the state folder: search only, no listing.
+        chmod 711 "$STATE"
+        dirs="astrundir => $base/run\nastlogdir => $base/log\nastspooldir => $base/spool\nastvarlibdir => $base/lib\nastdbdir => $base/lib\nastkeydir => $base/lib/keys\nastdatadir => /usr/share/asterisk"
     else
+        align_root_user
         dirs="; the Debian layout of the root"
     fi
     # Start from an empty folder: the package's sample files hold demo dialplans and CDR backends.
     rm -rf "$etc.new"
-    mkdir -p "$etc.new"
+    (umask 077; mkdir -p "$etc.new")
     for f in "$here"/asterisk-config/*.conf "$here"/dialplan/*.conf; do
-        render "$dirs" "$f" | sed 's/\\n/\n/g' >"$etc.new/$(basename "$f")"
+        (umask 077; render "$dirs" "$f" | sed 's/\\n/\n/g' >"$etc.new/$(basename "$f")")
     done
     rm -rf "$etc"
     mv "$etc.new" "$etc"
-    chmod 750 "$etc"
-    chmod 640 "$etc"/*.conf
     install_prompts
     if [ "$(mode)" = chroot ]; then
         # Asterisk resolves the machine's own name at start-up; the root's hosts file must know it.
         grep -qw "$(hostname)" "$ROOT/etc/hosts" 2>/dev/null || echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"
-        run mkdir -p /run/asterisk
-        run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk /run/asterisk
-            run chown -R asterisk:asterisk /etc/asterisk /var/lib/asterisk /var/log/asterisk /var/spool/asterisk
+        private_tree "$etc" "$ROOT/var/lib/asterisk" "$ROOT/var/log/asterisk" "$ROOT/var/spool/asterisk" "$ROOT/run/asterisk"
+    else
+        private_tree "$etc" "$STATE/asterisk"
     fi
 }
 
@@ -197,14 +261,10 @@ start() {
     if [ -n "$(running_pid)" ] && ari_up 2>/dev/null; then say "already running"; return 0; fi
     install_config
     [ -n "$(running_pid)" ] && stop
-    if [ "$(mode)" = chroot ]; then
-        # Asterisk resolves the machine's own name at start-up; the root's hosts file must know it.
-        grep -qw "$(hostname)" "$ROOT/etc/hosts" 2>/dev/null || echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"
-        run mkdir -p /run/asterisk
-        run chown asterisk:asterisk /run/asterisk
-    fi
+    # Asterisk keeps the umask it is started with: what it creates later (a rotated log, astdb's journal, a
+    # spool file) is then its user's only, like what install_config left.
     # -U/-G drop root; -n no colour; it daemonises and writes its pid file.
-    ast -U asterisk -G asterisk -n >/dev/null 2>&1 || die "Asterisk did not start: run '$0 foreground' to see why."
+    (umask 077; ast -U "$(run_user)" -G "$(run_user)" -n >/dev/null 2>&1) || die "Asterisk did not start: run '$0 foreground' to see why."
     local deadline=$((SECONDS + 60))
     until ari_up 2>/dev/null; do
         if [ $SECONDS -ge $deadline ]; then
@@ -235,6 +295,9 @@ print_env() {
     echo "HELPLINE_ARI_USER=$ARI_USER"
     echo "HELPLINE_ARI_PASSWORD_FILE=$STATE/secrets/ari-password"
     echo "HELPLINE_ARI_APP=$ARI_APP"
+    echo "HELPLINE_AMI_PORT=$AMI_PORT"
+    echo "HELPLINE_AMI_USER=$AMI_USER"
+    echo "HELPLINE_AMI_PASSWORD_FILE=$STATE/secrets/ami-password"
     echo "HELPLINE_SIP_PORT=$SIP_PORT"
     echo "HELPLINE_ASTERISK_MODE=$(mode)"
     echo "HELPLINE_ASTERISK_ROOT=$ROOT"
@@ -247,7 +310,7 @@ case "${1:-}" in
     stop) stop ;;
     restart) stop; start ;;
     status) ari_up ;;
-    foreground) need_root; install_config; ast -U asterisk -G asterisk -f -vvv -c ;;
+    foreground) need_root; install_config; umask 077; ast -U "$(run_user)" -G "$(run_user)" -f -vvv -c ;;
     cli) shift; ast -rx "$*" ;;
     env) print_env ;;
     *) echo "usage: $0 ensure|install|start|stop|restart|status|foreground|cli CMD|env" >&2; exit 2 ;;

@@ -9,8 +9,10 @@ from datetime import timedelta
 import structlog
 
 from helpline_pbx.agi.server import AgiServer
+from helpline_pbx.ami import AmiSession
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.stream import EventStream
+from helpline_pbx.auth_log import AuthFailureFile, AuthFailureWatcher
 from helpline_pbx.core import Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
 from helpline_pbx.logs import Redactor
@@ -65,6 +67,24 @@ def screening_policy(settings: Settings) -> ScreeningPolicy:
     )
 
 
+def auth_failure_watcher(settings: Settings, roster: Roster) -> AuthFailureWatcher | None:
+    """The auth-failure log's reader, or None (logged) when Asterisk has no AMI password for us."""
+    secret = settings.ami_secret()
+    if secret is None:
+        log.warning(
+            "auth_failure_log_off", reason="no AMI password file", path=str(settings.ami_password_file)
+        )
+        return None
+
+    def session() -> AmiSession:
+        return AmiSession(settings.ami_host, settings.ami_port, settings.ami_user, secret.get_secret_value())
+
+    async def endpoints() -> frozenset[str]:
+        return frozenset(listener.endpoint for listener in await roster.list_listeners())
+
+    return AuthFailureWatcher(session, endpoints, AuthFailureFile(settings.auth_failure_log))
+
+
 async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
     """Run until SIGTERM/SIGINT has drained the calls in progress; `redactor`, the logs' own, is told the
     line's numbers (the instance's and its lines'), which the logs keep."""
@@ -82,6 +102,8 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
     screener = Screener(keyring, callers, screening_policy(settings))
     agi = AgiServer(screener.handle, settings.agi_host, settings.agi_port)
     housekeeping = asyncio.create_task(run_daily(engine, keyring, retention_of(settings.retention_days)))
+    watcher = auth_failure_watcher(settings, Roster(engine))
+    auth_failures = asyncio.create_task(watcher.run()) if watcher is not None else None
     try:
         await agi.start()
         async with (
@@ -110,6 +132,8 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
             )
     finally:
         housekeeping.cancel()
-        await asyncio.gather(housekeeping, return_exceptions=True)
+        if auth_failures is not None:
+            auth_failures.cancel()
+        await asyncio.gather(housekeeping, *filter(None, [auth_failures]), return_exceptions=True)
         await agi.close()
         await engine.dispose()

@@ -57,6 +57,8 @@ def state_defaults(state_dir: Path) -> dict[str, Any]:
     """Where each state file lives by default, as scripts/asterisk.sh and the Makefile lay them out."""
     return {
         "ari_password_file": state_dir / "secrets" / "ari-password",
+        "ami_password_file": state_dir / "secrets" / "ami-password",
+        "auth_failure_log": state_dir / "log" / "sip-auth-failures.log",
         "keys_dir": state_dir / "keys",
         "database_url": f"sqlite+aiosqlite:///{state_dir}/roster.db",
     }
@@ -117,6 +119,14 @@ class Settings(BaseSettings):
     line_name: str = Field(default="Écoute", min_length=1, max_length=20)
 
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+
+    # Failed SIP logins, read from Asterisk's manager (AMI, loopback, security events only) and written to
+    # auth_failure_log for ops and fail2ban. Without the AMI password file the log is off.
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    ami_user: str = "helpline"
+    ami_password_file: Path = DEFAULT_STATE_DIR / "secrets" / "ami-password"
+    auth_failure_log: Path = DEFAULT_STATE_DIR / "log" / "sip-auth-failures.log"
 
     # Screening (FastAGI, asked by the dialplan before the number is wiped).
     agi_host: str = "127.0.0.1"
@@ -183,6 +193,23 @@ class Settings(BaseSettings):
 
     def agi_url(self) -> str:
         return f"agi://{self.agi_host}:{self.agi_port}/screen"
+
+    def ami_secret(self) -> SecretStr | None:
+        """The AMI password, or None when its file is missing (an Asterisk set up before AMI was used)."""
+        try:
+            value = self.ami_password_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SettingsError(
+                f"HELPLINE_AMI_PASSWORD_FILE ({self.ami_password_file}): {exc.strerror}"
+            ) from None
+        if value.lower() in _DEFAULT_SECRETS or len(value) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"HELPLINE_AMI_PASSWORD_FILE ({self.ami_password_file}) is empty, a well-known default or "
+                f"shorter than {MIN_SECRET_LENGTH} characters; use a generated secret"
+            )
+        return SecretStr(value)
 
     def ari_secret(self) -> SecretStr:
         if self.ari_password is not None:
