@@ -46,6 +46,7 @@ from helpline_pbx.core import ConnectCall
 from helpline_pbx.logs import configure_logging
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.screening import AgiLike, Screener
 
 PG_HOST = os.environ.get("HELPLINE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HELPLINE_TEST_PG_PORT", "5432"))
@@ -315,6 +316,17 @@ def tapped_stream(frames: Frames) -> type[EventStream]:
     return TappedEventStream
 
 
+def recording_screener(requests: list[dict[str, str]]) -> type[Screener]:
+    """A Screener that keeps the environment of every FastAGI request it answers."""
+
+    class RecordingScreener(Screener):
+        async def handle(self, request: AgiLike) -> dict[str, str]:
+            requests.append(dict(request.env))
+            return await super().handle(request)
+
+    return RecordingScreener
+
+
 @dataclass
 class ServiceLogs:
     structured: Path
@@ -528,6 +540,9 @@ async def hunted_call(
     reinvited = False
     # The harness wires the service as the other e2e tests run it; only its event stream gains a tap.
     hunting.monkeypatch.setattr(harness, "EventStream", tapped_stream(frames))
+    # The screen's requests too: the number is their one argument, by design, and must be all they carry.
+    screened: list[dict[str, str]] = []
+    hunting.monkeypatch.setattr(harness, "Screener", recording_screener(screened))
     # And every byte Asterisk sends it, REST responses included, is kept on the way.
     ari_host, ari_port = asterisk.ari_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
     wire = TcpProxy(ari_host, int(ari_port), record=True)
@@ -646,6 +661,15 @@ async def hunted_call(
         "service core decisions (events and commands)",
         "\n".join(f"{event!r} -> {commands!r}" for _, event, commands in svc.decisions.log),
     )
+    assert screened, "the screen was never asked"
+    for index, env in enumerate(screened, 1):
+        where = f"the screen's FastAGI request #{index}"
+        hunt.json_value(f"{where} (all but its argument)", {k: v for k, v in env.items() if k != "agi_arg_1"})
+        # The argument is the From URI's user: no carrier data besides the number.
+        argument = LeakHunt(hunt.needles)
+        hunt.hits += [
+            hit for hit in argument.text(f"{where} argument", env.get("agi_arg_1", "")) if hit.what in extra
+        ]
     structured = logs.structured.read_text(encoding="utf-8")
     assert '"caller_arrived"' in structured, "the service's log file holds none of the call's log lines"
     hunt.json_lines("service JSON log", structured)
