@@ -7,11 +7,12 @@ identity itself never reaches a report, so a failing test cannot leak it into CI
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,27 +102,64 @@ class Hit:
         return f"{self.where}: {self.what} in ...{self.excerpt}..."
 
 
-class Needles:
-    """Finds the identity in text: every spelling of the number and every encoding of the name."""
+def base64_forms(raw: bytes) -> list[str]:
+    """What base64 text holds of `raw` wherever it sits in the encoded data: at each of the 3 byte
+    alignments, the characters that encode only bytes of `raw` (those mixing in a neighbour's bits vary).
+    Too short a form (under 8 characters) would match by chance and is left out."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + raw).decode("ascii")
+        start, end = (4 if shift else 0), (shift + len(raw)) // 3 * 4
+        if end - start >= 8:
+            forms.append(encoded[start:end])
+    return forms
 
-    def __init__(self, identity: CallerIdentity) -> None:
+
+class Needles:
+    """Finds the identity in text: every spelling and encoding of the number and of the name, and any
+    `extra` strings a case marks (a carrier's Call-ID, Request-URI parameters), by a label that does not
+    show them."""
+
+    def __init__(self, identity: CallerIdentity, extra: Mapping[str, str] | None = None) -> None:
         self.identity = identity
         # Most specific first: a span found by an earlier pattern is reported under its label only.
-        patterns: list[tuple[str, str]] = [
-            (label, re.escape(value)) for label, value in identity.spellings().items()
+        patterns: list[tuple[str, str, int]] = [
+            (label, re.escape(value), re.IGNORECASE) for label, value in identity.spellings().items()
         ]
         last8 = identity.national[2:]
-        patterns.append(("number (last 8 digits, any separators)", _SEPARATOR.join(last8)))
+        patterns.append(("number (last 8 digits, any separators)", _SEPARATOR.join(last8), re.IGNORECASE))
+        for label, value in identity.spellings().items():
+            if quote(value, safe="") != value:
+                patterns.append((f"{label} (URL-encoded)", re.escape(quote(value, safe="")), re.IGNORECASE))
         name = identity.name
         for label, value in (
             ("name", name),
             ("name (URL-encoded)", quote(name)),
             ("name (URL-encoded, Latin-1)", quote(name.encode("latin-1", errors="replace"))),
             ("name (JSON-escaped)", json.dumps(name)[1:-1]),
+            # Latin-1 bytes shown by something that decoded them as UTF-8.
+            ("name (Latin-1 read as UTF-8)", name.encode("latin-1", "replace").decode("utf-8", "replace")),
+            ("name (UTF-8 read as Latin-1)", name.encode().decode("latin-1")),
             ("name (surname)", identity.surname),
         ):
-            patterns.append((label, re.escape(value)))
-        self._patterns = [(label, re.compile(regex, re.IGNORECASE)) for label, regex in patterns]
+            patterns.append((label, re.escape(value), re.IGNORECASE))
+        # Base64 is case-sensitive: matched exactly, in both alphabets (a JWT uses base64url).
+        encoded: list[tuple[str, bytes]] = [(label, v.encode()) for label, v in identity.spellings().items()]
+        encoded += [
+            ("name", name.encode()),
+            ("name (Latin-1)", name.encode("latin-1", "replace")),
+            ("name (surname)", identity.surname.encode()),
+        ]
+        for label, raw in encoded:
+            for form in base64_forms(raw):
+                patterns.append((f"{label} (base64)", re.escape(form), 0))
+                url = form.translate(str.maketrans("+/", "-_"))
+                if url != form:
+                    patterns.append((f"{label} (base64url)", re.escape(url), 0))
+        for label, value in (extra or {}).items():
+            patterns.append((label, re.escape(value), re.IGNORECASE))
+        self._extra = set(extra or {})
+        self._patterns = [(label, re.compile(regex, flags)) for label, regex, flags in patterns]
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, label) of every hit, overlapping hits reported once."""
@@ -138,7 +176,9 @@ class Needles:
         out, last = [], 0
         for start, end, label in self.spans(text):
             out.append(text[last:start])
-            out.append("[NAME]" if label.startswith("name") else "[NUMBER]")
+            out.append(
+                "[CARRIER]" if label in self._extra else "[NAME]" if label.startswith("name") else "[NUMBER]"
+            )
             last = end
         out.append(text[last:])
         return _DIGIT_RUN.sub(_mask_digits, "".join(out))

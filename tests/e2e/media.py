@@ -13,6 +13,7 @@ import math
 import re
 import secrets
 import struct
+import time
 
 RATE = 8000
 PACKET_SAMPLES = 160  # 20 ms
@@ -63,6 +64,14 @@ def tone_level(audio: bytes, frequency: float) -> float:
     return power / (len(samples) / 2) ** 2
 
 
+def loudness(audio: bytes) -> float:
+    """The RMS level of `audio` (mu-law) relative to full scale: 0 for digital silence, about 0.2 for the
+    0.3 amplitude sine that `tone` sends, a few hundredths and more for music."""
+    if not audio:
+        return 0.0
+    return math.sqrt(sum((_DECODE[b] / 32768) ** 2 for b in audio) / len(audio))
+
+
 def sdp_audio_address(message: str) -> tuple[str, int]:
     """Where the SDP of a SIP message asks for audio to be sent."""
     connection, port = _SDP_CONNECTION.search(message), _SDP_AUDIO.search(message)
@@ -78,6 +87,8 @@ class RtpPhone(asyncio.DatagramProtocol):
         self.ip = ip
         self.frequency = frequency
         self.received = bytearray()
+        # (arrival time on time.monotonic(), payload) of every audio packet, to measure any stretch of time.
+        self.packets: list[tuple[float, bytes]] = []
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
@@ -99,6 +110,7 @@ class RtpPhone(asyncio.DatagramProtocol):
             header += 4 + 4 * struct.unpack("!H", data[header + 2 : header + 4])[0]
         if data[1] & 0x7F == 0:  # PCMU only: telephone-event and comfort noise are no audio
             self.received += data[header:]
+            self.packets.append((time.monotonic(), data[header:]))
             self._arrived.set()
 
     def send_to(self, address: tuple[str, int]) -> None:
@@ -131,6 +143,10 @@ class RtpPhone(asyncio.DatagramProtocol):
                 self._arrived.clear()
                 await self._arrived.wait()
         return bytes(self.received[start:])
+
+    def between(self, start: float, end: float) -> list[bytes]:
+        """The payloads that arrived in [start, end) (time.monotonic())."""
+        return [payload for t, payload in self.packets if start <= t < end]
 
     async def close(self) -> None:
         if self._sender is not None:

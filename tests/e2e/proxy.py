@@ -1,4 +1,5 @@
-"""A TCP proxy the tests put between the service and ARI, to cut its connections on demand."""
+"""A TCP proxy the tests put between the service and ARI, to cut its connections on demand, or to keep
+every byte Asterisk sent the service (REST responses and WebSocket frames alike)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, record: bool = False) -> None:
         self._target = (target_host, target_port)
+        self._record = record
+        # What the target sent, per connection, in order (only with record=True).
+        self.received: list[bytearray] = []
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -25,9 +29,13 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self._target)
         self._writers.update((writer, up_writer))
+        kept: bytearray | None = None
+        if self._record:
+            kept = bytearray()
+            self.received.append(kept)
         pipes = [
             asyncio.create_task(self._pipe(reader, up_writer)),
-            asyncio.create_task(self._pipe(up_reader, writer)),
+            asyncio.create_task(self._pipe(up_reader, writer, kept)),
         ]
         self._tasks.update(pipes)
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -37,9 +45,13 @@ class TcpProxy:
             self._abort(w)
 
     @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kept: bytearray | None = None
+    ) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if kept is not None:
+                    kept += data
                 writer.write(data)
                 await writer.drain()
 

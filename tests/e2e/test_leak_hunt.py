@@ -1,6 +1,8 @@
 """The leak hunt: a caller's number and name, sent in every header SIP allows and in every spelling, reach
 no listener's phone, nothing the service receives over ARI or logs, no roster database and no file
-Asterisk writes. (The screen's FastAGI request is the one place the number is handed to the service, by
+Asterisk writes. Nor do a hostile carrier's own data (a Call-ID carrying the number, Request-URI
+parameters, a STIR/SHAKEN Identity header, the same again in a re-INVITE) or a display name that is not
+valid UTF-8. (The screen's FastAGI request is the one place the number is handed to the service, by
 design, to make a keyed token: what it leaves behind — logs, the roster, the key folder — is searched.)
 
 Each case places one whole call on the real Asterisk (queue, ring, answer, bridge, hang-up by one side),
@@ -11,6 +13,7 @@ caller, so a hit can only come from the call under test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -19,11 +22,13 @@ import secrets
 import shutil
 import string
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -31,7 +36,8 @@ from tests.conftest import AsteriskUnderTest
 from tests.e2e import harness
 from tests.e2e.artefacts import FICTION_PREFIX, CallerIdentity, LeakHunt, Needles
 from tests.e2e.conftest import FAST, LINE, Sipp, add_listener, online_phone
-from tests.e2e.sipp import SippProcess
+from tests.e2e.proxy import TcpProxy
+from tests.e2e.sipp import SippProcess, scenario_path
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError
@@ -40,6 +46,7 @@ from helpline_pbx.core import ConnectCall
 from helpline_pbx.logs import configure_logging
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.screening import AgiLike, Screener
 
 PG_HOST = os.environ.get("HELPLINE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HELPLINE_TEST_PG_PORT", "5432"))
@@ -59,7 +66,22 @@ IDENTITY_FUNCTIONS = (
     "REDIRECTING(orig-all)",
     "REDIRECTING(to-all)",
 )
+# What ARI lets the service read of a channel's SIP session (only a PJSIP channel has one): the original
+# INVITE's headers, its Call-ID and URIs, and the Call-ID a bridge copies onto the peer's channel.
+CARRIER_FUNCTIONS = (
+    "PJSIP_HEADER(read,From)",
+    "PJSIP_HEADER(read,P-Asserted-Identity)",
+    "PJSIP_HEADER(read,Identity)",
+    "CHANNEL(pjsip,call-id)",
+    "CHANNEL(pjsip,target_uri)",
+    "CHANNEL(pjsip,remote_uri)",
+    "BRIDGEPVTCALLID",
+)
 TRUNK_DOMAIN = "operator.invalid"
+# The hostile caller's re-INVITE comes this long after the answer (the call is bridged by then), and the
+# listener hangs up this long after answering (the re-INVITE has long been answered by then).
+REINVITE_MS = 1500
+HOSTILE_TALK_MS = 4000
 
 
 # ---- how the caller presents themselves -------------------------------------------------------------
@@ -79,6 +101,12 @@ class Presentation:
     caller_hangs_up: bool = True
     # The control case: the number is dialled (the line), which the service is meant to see.
     dialled: bool = False
+    # The From display name as raw bytes that are not UTF-8: "latin-1", or "cut-utf-8" (a long name cut
+    # in the middle of a character).
+    raw_name: str | None = None
+    # A hostile carrier: the number in the Call-ID and in Request-URI parameters, a PASSporT carrying it,
+    # all of it again in a re-INVITE during the call.
+    hostile: bool = False
 
     def invite(self, who: CallerIdentity) -> tuple[str, str, str, set[str]]:
         """(From/Contact user, From display name, extra header lines, headers that hold the identity)."""
@@ -119,9 +147,84 @@ class Presentation:
                 "X-Caller-Name",
                 "X-Original-Caller",
             }
+        if self.hostile:
+            lines += [
+                f'P-Asserted-Identity: "{shown}" <sip:{tel}@{TRUNK_DOMAIN};user=phone>',
+                f"Identity: {passport(who)};info=<https://cert.{TRUNK_DOMAIN}/shaken.pem>;alg=ES256;ppt=shaken",
+            ]
+            carriers |= {"P-Asserted-Identity", "Identity", "Call-ID", "start line", "To"}
         if self.privacy:
             lines.append("Privacy: id")
         return user, who.name, "\r\n".join(lines), carriers
+
+    def display_bytes(self, who: CallerIdentity) -> bytes:
+        """The raw From display name of a `raw_name` case."""
+        if self.raw_name == "latin-1":
+            return who.name.encode("latin-1")
+        # A carrier cut a long name at 120 bytes: the last "é" loses its second byte.
+        long = (who.name + " de la Fontaine-" + "é" * 60).encode()
+        cut = long[: 120 if long[119] == 0xC3 else 121]
+        assert cut[-1] == 0xC3
+        return cut
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def passport(who: CallerIdentity) -> str:
+    """A STIR/SHAKEN PASSporT (RFC 8225/8588) as a carrier signs it: the caller's number in its payload
+    (base64url, so it is in none of the number's plain spellings). The signature is random bytes."""
+    header = {
+        "alg": "ES256",
+        "ppt": "shaken",
+        "typ": "passport",
+        "x5u": f"https://cert.{TRUNK_DOMAIN}/shaken.pem",
+    }
+    payload = {
+        "attest": "A",
+        "dest": {"tn": ["33" + LINE[1:]]},
+        "iat": int(time.time()),
+        "orig": {"tn": who.international[1:]},
+        "origid": str(uuid.uuid4()),
+    }
+    parts = [json.dumps(part, separators=(",", ":")).encode() for part in (header, payload)]
+    return ".".join([*map(_b64url, parts), _b64url(secrets.token_bytes(64))])
+
+
+@dataclass(frozen=True)
+class HostileCarrier:
+    """What a hostile carrier puts around one call besides its headers: a Call-ID holding the number and
+    a token, and Request-URI user parameters holding the number."""
+
+    token: str
+    call_id: str
+    uri_parameters: str
+
+    @classmethod
+    def of(cls, who: CallerIdentity) -> HostileCarrier:
+        token = secrets.token_hex(8)
+        return cls(token, f"{token}-{who.national}@{TRUNK_DOMAIN}", f";isub={who.national};oli=62")
+
+    def needles(self) -> dict[str, str]:
+        """What none of the line's parts may hold, by labels that do not show it."""
+        return {
+            "the carrier's Call-ID": self.call_id,
+            "the carrier's Call-ID token": self.token,
+            "the Request-URI's isub parameter": "isub=",
+            "the Request-URI's oli parameter": "oli=",
+        }
+
+
+def raw_name_scenario(base: str, display: bytes, workdir: Path) -> Path:
+    """`base` with the From display name replaced by `display`, byte for byte: SIPp's -set goes through
+    its command line, which is no place for bytes that are not text."""
+    raw = scenario_path(base).read_bytes()
+    assert b'"[$caller_name]"' in raw
+    path = workdir / f"{base}_raw_{secrets.token_hex(3)}.xml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw.replace(b'"[$caller_name]"', b'"' + display + b'"'))
+    return path
 
 
 # Every spelling is sent at least once, with and without Privacy: id, and both sides hang up.
@@ -211,6 +314,17 @@ def tapped_stream(frames: Frames) -> type[EventStream]:
             self.raw_tap = frames
 
     return TappedEventStream
+
+
+def recording_screener(requests: list[dict[str, str]]) -> type[Screener]:
+    """A Screener that keeps the environment of every FastAGI request it answers."""
+
+    class RecordingScreener(Screener):
+        async def handle(self, request: AgiLike) -> dict[str, str]:
+            requests.append(dict(request.env))
+            return await super().handle(request)
+
+    return RecordingScreener
 
 
 @dataclass
@@ -354,13 +468,20 @@ def _mixing_bridge_with_two(frame: dict[str, Any]) -> bool:
 
 
 async def _ari_views(ari: AriClient, app: str, channels: list[str]) -> list[tuple[str, Any]]:
-    """What the service could ask Asterisk about the bridged call over REST."""
+    """What the service could ask Asterisk about the call over REST: its application and every channel of
+    it (the service never lists all channels: that list holds the trunk's), the bridges and endpoints, and
+    of each of its channels and the bridged ones the identities and SIP session data ARI can read."""
     views: list[tuple[str, Any]] = []
-    for path in ("/channels", "/bridges", f"/applications/{app}", "/endpoints"):
+    for path in ("/bridges", f"/applications/{app}", "/endpoints"):
         views.append((f"ARI GET {path}", await ari.request("GET", path)))
-    for channel in channels:
-        views.append((f"ARI GET /channels/{channel}", await ari.request("GET", f"/channels/{channel}")))
-        for function in IDENTITY_FUNCTIONS:
+    own = (await ari.get_application(app)).channel_ids
+    assert set(channels) <= set(own), "a bridged channel is not the service's"
+    for channel in dict.fromkeys([*own, *channels]):
+        try:
+            views.append((f"ARI GET /channels/{channel}", await ari.request("GET", f"/channels/{channel}")))
+        except AriError as exc:
+            views.append((f"ARI GET /channels/{channel}", f"unavailable: {exc.code}"))
+        for function in (*IDENTITY_FUNCTIONS, *CARRIER_FUNCTIONS):
             where = f"ARI GET /channels/{channel}/variable {function}"
             try:
                 views.append((where, await ari.get_variable(channel, function)))
@@ -376,6 +497,10 @@ class HuntedCall:
     hunt: LeakHunt
     control: LeakHunt
     expected_carriers: set[str]
+    # A raw_name case: the INVITE SIPp sent holds the display name's bytes, unchanged.
+    sent_raw_name: bool = False
+    # A hostile case: the caller's re-INVITE was answered while the call was bridged.
+    reinvited: bool = False
 
 
 @dataclass
@@ -405,18 +530,28 @@ async def hunted_call(
 ) -> HuntedCall:
     """Run one whole call with this caller, then search every channel and artefact it touched."""
     asterisk, sipp, logs = hunting.asterisk, hunting.sipp, hunting.logs
-    hunt = LeakHunt(Needles(identity))
+    carrier = HostileCarrier.of(identity) if presentation.hostile else None
+    extra = carrier.needles() if carrier is not None else {}
+    hunt = LeakHunt(Needles(identity, extra))
     frames = Frames()
     roster = database.roster
     listener = await add_listener(roster, "Veilleur")
     replaced = False
+    reinvited = False
     # The harness wires the service as the other e2e tests run it; only its event stream gains a tap.
     hunting.monkeypatch.setattr(harness, "EventStream", tapped_stream(frames))
+    # The screen's requests too: the number is their one argument, by design, and must be all they carry.
+    screened: list[dict[str, str]] = []
+    hunting.monkeypatch.setattr(harness, "Screener", recording_screener(screened))
+    # And every byte Asterisk sends it, REST responses included, is kept on the way.
+    ari_host, ari_port = asterisk.ari_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    wire = TcpProxy(ari_host, int(ari_port), record=True)
+    await wire.start()
     # A number and application of this case's own, so no other test's call can ever mix in.
     app = "t" + secrets.token_hex(4)
     line = identity.national if presentation.dialled else sipp.line
     svc, stack = await harness.start_service(
-        ari_url=asterisk.ari_url,
+        ari_url=asterisk.ari_url.replace(f":{ari_port}/", f":{wire.port}/", 1),
         user=asterisk.ari_user,
         password=asterisk.ari_password,
         app=app,
@@ -430,24 +565,44 @@ async def hunted_call(
         if presentation.caller_hangs_up:
             phone = await online_phone(svc, sipp, listener, "listener_answer")
         else:
-            phone = await online_phone(svc, sipp, listener, "listener_answer_hangup", pause_ms=TALK_MS)
-        user, display, extra, carriers = presentation.invite(identity)
+            talk = HOSTILE_TALK_MS if presentation.hostile else TALK_MS
+            phone = await online_phone(svc, sipp, listener, "listener_answer_hangup", pause_ms=talk)
+        user, display, extra_headers, carriers = presentation.invite(identity)
+        scenario: str | Path = "caller_hangup" if presentation.caller_hangs_up else "caller"
+        extra_args: list[str] = []
+        if presentation.raw_name is not None:
+            scenario = raw_name_scenario(str(scenario), presentation.display_bytes(identity), sipp.workdir)
+        if carrier is not None:
+            scenario = "caller_reinvite"
+            extra_args = ["-cid_str", carrier.call_id]
         caller = SippProcess(
-            "caller_hangup" if presentation.caller_hangs_up else "caller",
+            scenario,
             workdir=sipp.workdir,
             local_ip=asterisk.trunk_ip,
             remote=sipp.remote,
-            service=line,
-            variables={"caller_user": user, "caller_name": display, "extra_headers": extra},
+            service=line + (carrier.uri_parameters if carrier is not None else ""),
+            variables={"caller_user": user, "caller_name": display, "extra_headers": extra_headers},
             calls=1,
-            pause_ms=TALK_MS if presentation.caller_hangs_up else None,
+            pause_ms=REINVITE_MS
+            if carrier is not None
+            else TALK_MS
+            if presentation.caller_hangs_up
+            else None,
             lifetime=60,
+            extra_args=extra_args,
         )
         sipp.processes.append(caller)
         caller.start()
 
         bridged = await frames.wait_for(_mixing_bridge_with_two, 15, "of a caller bridged with a listener")
         views = await _ari_views(svc.ari, app, bridged["bridge"]["channels"])
+        if carrier is not None:
+            # Once the re-INVITE is answered, what it carried is all Asterisk has: read everything again.
+            await caller.wait_for_message_async(
+                lambda m: m.startswith("SIP/2.0 200") and "CSeq: 2 INVITE" in m, timeout=15
+            )
+            views += await _ari_views(svc.ari, app, bridged["bridge"]["channels"])
+            reinvited = not any(f.get("type") == "StasisEnd" for f in frames.parsed())
         [record] = await svc.decisions.wait_records(1, timeout=30)
         assert record.outcome == "served", svc.decisions.describe()
         assert any(isinstance(c, ConnectCall) for c in svc.decisions.commands())
@@ -464,6 +619,7 @@ async def hunted_call(
         if not svc.task.done():
             await svc.stop()
         await stack.aclose()
+        await wire.close()
     if replaced:
         pytest.fail(
             "another service took the Stasis app over during the call: is a second e2e run "
@@ -487,7 +643,14 @@ async def hunted_call(
         if trace.exists():
             hunt.file(trace, f"listener softphone file {trace.name}")
 
-    # The service: raw WebSocket frames, REST views, core decisions, logs.
+    # The service: every byte Asterisk sent it, raw WebSocket frames, REST views, core decisions, logs.
+    wire_bytes = b"".join(wire.received)
+    assert b"StasisStart" in wire_bytes, "the tap on the service's ARI connections saw no StasisStart"
+    # Compressed bodies or frames would hide what they carry from the search.
+    assert b"Content-Encoding" not in wire_bytes
+    assert b"permessage-deflate" not in wire_bytes
+    for index, received in enumerate(wire.received, 1):
+        hunt.data(f"ARI connection #{index}: bytes Asterisk sent the service", bytes(received))
     assert any(f.get("type") == "StasisStart" for f in frames.parsed()), "no StasisStart was received"
     for index, (raw, frame) in enumerate(zip(frames.raw, frames.parsed(), strict=True), 1):
         hunt.json_value(f"ARI WebSocket frame #{index} ({frame.get('type')})", frame)
@@ -498,6 +661,15 @@ async def hunted_call(
         "service core decisions (events and commands)",
         "\n".join(f"{event!r} -> {commands!r}" for _, event, commands in svc.decisions.log),
     )
+    assert screened, "the screen was never asked"
+    for index, env in enumerate(screened, 1):
+        where = f"the screen's FastAGI request #{index}"
+        hunt.json_value(f"{where} (all but its argument)", {k: v for k, v in env.items() if k != "agi_arg_1"})
+        # The argument is the From URI's user: no carrier data besides the number.
+        argument = LeakHunt(hunt.needles)
+        hunt.hits += [
+            hit for hit in argument.text(f"{where} argument", env.get("agi_arg_1", "")) if hit.what in extra
+        ]
     structured = logs.structured.read_text(encoding="utf-8")
     assert '"caller_arrived"' in structured, "the service's log file holds none of the call's log lines"
     hunt.json_lines("service JSON log", structured)
@@ -512,10 +684,16 @@ async def hunted_call(
     assert any("astdb" in where for where in hunt.searched), "Asterisk's astdb was not searched"
 
     # The control: the same hunter finds the identity in the INVITE the caller sent.
-    control = LeakHunt(Needles(identity))
+    control = LeakHunt(Needles(identity, extra))
     invites = [m for m in caller.sent_messages() if m.startswith("INVITE ")]
     control.sip_messages("the caller's own INVITE", invites)
-    return HuntedCall(hunt, control, carriers)
+    sent_raw = False
+    if presentation.raw_name is not None:
+        # SIPp's own trace of what it sent, as bytes: the display name went out as it was written.
+        sent_raw = (
+            b'From: "' + presentation.display_bytes(identity) + b'" <sip:' in caller.message_file.read_bytes()
+        )
+    return HuntedCall(hunt, control, carriers, sent_raw_name=sent_raw, reinvited=reinvited)
 
 
 def _found_in(hunt: LeakHunt, place: str) -> bool:
@@ -586,6 +764,62 @@ async def test_the_hunt_finds_a_number_the_service_is_meant_to_see(
         assert _found_in(call.hunt, place), f"the hunt did not see the dialled line in: {place}"
 
 
+RAW_NAMES = [
+    Presentation(
+        "latin-1-display-name", "Jérôme", "national", "national", everywhere=False, raw_name="latin-1"
+    ),
+    Presentation(
+        "long-display-name-cut-in-a-character",
+        "Éléonore",
+        "national",
+        "national",
+        everywhere=False,
+        raw_name="cut-utf-8",
+        caller_hangs_up=False,
+    ),
+]
+
+
+@pytest.mark.parametrize("presentation", RAW_NAMES, ids=[p.case for p in RAW_NAMES])
+async def test_a_display_name_that_is_not_utf8_leaves_no_trace(
+    presentation: Presentation,
+    identities: IdentityPool,
+    hunting: Hunting,
+    sqlite_roster: HuntedRoster,
+) -> None:
+    """A From display name in Latin-1, or cut in the middle of a UTF-8 character, sent as those very bytes:
+    neither the name nor the number reaches any Asterisk file (res_pjsip, parsing such a name, logged a
+    WARNING with both), the service's logs, the roster or the listener's phone."""
+    identity = identities.draw(presentation.first_name)
+    call = await hunted_call(presentation, identity, hunting, sqlite_roster)
+    assert call.sent_raw_name, "SIPp did not send the display name's bytes unchanged"
+    assert_no_leak(call)
+
+
+async def test_a_hostile_carrier_reaches_nothing_the_service_receives_or_can_read(
+    identities: IdentityPool, hunting: Hunting, sqlite_roster: HuntedRoster
+) -> None:
+    """The number in the Call-ID and in ;isub= of the Request-URI, a PAI, a STIR/SHAKEN Identity header whose
+    PASSporT carries the number, the same headers in a re-INVITE during the call: no byte Asterisk sends
+    the service (REST and WebSocket, tapped on the wire), no ARI read of the service's own channels (the
+    caller's and the listener's: their JSON, their SIP headers, Call-ID and URIs, BRIDGEPVTCALLID) holds
+    the number, the name, the Call-ID or those parameters, nor does any log or file. The caller is served:
+    the parameters do not make the line's number unknown."""
+    presentation = Presentation(
+        "hostile-carrier",
+        "Aurélien",
+        "international",
+        "international",
+        everywhere=False,
+        hostile=True,
+        caller_hangs_up=False,
+    )
+    identity = identities.draw(presentation.first_name)
+    call = await hunted_call(presentation, identity, hunting, sqlite_roster)
+    assert call.reinvited, "the caller's re-INVITE was not answered during the call"
+    assert_no_leak(call)
+
+
 def test_the_hunter_finds_every_spelling_and_never_prints_it() -> None:
     """Each spelling and encoding of the identity is found, and the report holds none of it."""
     identity = IdentityPool().draw("Hélène")
@@ -599,7 +833,16 @@ def test_the_hunter_finds_every_spelling_and_never_prints_it() -> None:
         "-".join(identity.pairs),
         "%20".join(identity.pairs),
         "(" + identity.pairs[0] + ") " + " ".join(identity.pairs[1:]),
+        "sip:" + quote(identity.spaced_international, safe="") + "@x",
     ]
+    # Base64 and base64url, at each byte alignment, of the number inside a JSON payload and of the name.
+    for lead in ("", "x", "xy"):
+        for raw in (
+            f'{lead}{{"orig":{{"tn":"{identity.international[1:]}"}}}}'.encode(),
+            f"{lead}{identity.name}".encode(),
+            f"{lead}{identity.name}".encode("latin-1"),
+        ):
+            samples += [base64.b64encode(raw).decode(), _b64url(raw)]
     hunt = LeakHunt(needles)
     # Booleans only in asserts: pytest's introspection would print the samples.
     for index, sample in enumerate(samples):
@@ -613,3 +856,10 @@ def test_the_hunter_finds_every_spelling_and_never_prints_it() -> None:
     assert clean, "the report itself holds the identity"
     found = bool(LeakHunt(needles).text("clean", "Écoute 4821 <sip:4821@127.0.0.1> 1795902534.683"))
     assert not found, "the hunter finds the identity where there is none"
+    carrier = HostileCarrier.of(identity)
+    marked = Needles(identity, carrier.needles())
+    found = all(bool(LeakHunt(marked).text("c", f"x {value} y")) for value in carrier.needles().values())
+    assert found, "a carrier's Call-ID or Request-URI parameter was missed"
+    report = LeakHunt(marked)
+    report.text("call-id", f"Call-ID: {carrier.call_id}")
+    assert carrier.token not in report.report(), "the report holds the carrier's Call-ID"

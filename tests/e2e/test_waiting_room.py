@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 
 from sqlalchemy import update
-from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
+from tests.e2e.conftest import (
+    CALLER_NAME,
+    CALLER_NUMBER,
+    FAST,
+    ServiceFactory,
+    Sipp,
+    add_listener,
+    online_phone,
+)
 from tests.e2e.harness import RunningService
 from tests.e2e.keys import keying_caller
+from tests.e2e.media import RtpPhone, loudness, sdp_audio_address
+from tests.e2e.sipp import SippProcess
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
@@ -34,6 +45,12 @@ from helpline_pbx.roster.repository import Roster
 
 LINE_NAME = "attente"
 OVERLOADED = "sound:helpline/overloaded"
+# What a waiting caller's phone must receive: in every second of their wait, most of the 50 packets of
+# 20 ms Asterisk sends; over the wait, a level well above digital silence (0).
+PACKETS_PER_SECOND = 40
+AUDIBLE = 0.005
+# Seconds of waiting measured per caller.
+MEASURED = 6
 CHOICE = "sound:helpline/keep-or-alternatives"
 
 
@@ -317,3 +334,85 @@ async def test_an_overloaded_line_says_so_at_once(
     assert first.playback.next_media_uri == "sound:helpline/alternatives"
     assert call_id in svc.board.queue.waiting()
     await _hang_up(svc.ari, channel)
+
+
+async def _media_caller(sipp: Sipp, phone: RtpPhone) -> SippProcess:
+    """A caller whose audio is the test's RTP endpoint: it sends a tone from the answer on (the line queues
+    a caller once their audio arrives) and keeps what it hears."""
+    port = await phone.open()
+    caller = SippProcess(
+        "caller_media",
+        workdir=sipp.workdir,
+        local_ip=sipp.asterisk.trunk_ip,
+        remote=sipp.remote,
+        service=sipp.line,
+        variables={"caller_user": CALLER_NUMBER, "caller_name": CALLER_NAME},
+        keys={"rtp_port": str(port)},
+        calls=1,
+        lifetime=120,
+    )
+    sipp.processes.append(caller.start())
+    answer = await caller.wait_for_message_async(lambda m: m.startswith("SIP/2.0 200"), 15)
+    phone.send_to(sdp_audio_address(answer))
+    return caller
+
+
+def _entered_holding(events: AriEvents, channel_id: str) -> float | None:
+    return next(
+        (
+            t
+            for t, e in events.items
+            if isinstance(e, ChannelEnteredBridge)
+            and e.channel_id == channel_id
+            and e.bridge.bridge_type == "holding"
+        ),
+        None,
+    )
+
+
+async def test_callers_who_wait_after_a_served_call_hear_music(
+    roster: Roster, service: ServiceFactory, sipp: Sipp
+) -> None:
+    """Once a first caller was served (the holding bridge emptied, and Asterisk dropped its music), the
+    2nd and 3rd callers, waiting while nobody is free, receive audio in every second of their wait, and it
+    is not silence. A line with no announcements: nothing but the music can reach them."""
+    camille = await add_listener(roster, "Camille")
+    # After the first call Camille rests for longer than the test lasts: nobody is free for the others.
+    svc = await service(policy=dataclasses.replace(FAST, rest_after_call=300.0))
+    events = await _watch(svc)
+    await online_phone(svc, sipp, camille, "listener_answer_hangup", pause_ms=1000)
+    sipp.caller("caller")
+    [record] = await svc.decisions.wait_records(1, timeout=30)
+    assert record.outcome == "served"
+    _, first = await _caller_channel(svc, 1)
+    holding = next(
+        e.bridge.id for _, e in events.items if isinstance(e, ChannelEnteredBridge) and e.channel_id == first
+    )
+    assert (await svc.ari.get_bridge(holding)).channels == []
+
+    phones = [RtpPhone(sipp.asterisk.trunk_ip, 440.0), RtpPhone(sipp.asterisk.trunk_ip, 660.0)]
+    try:
+        for phone in phones:
+            await _media_caller(sipp, phone)
+        channels = [(await _caller_channel(svc, nth))[1] for nth in (2, 3)]
+        await events.wait_for(
+            lambda: all(_entered_holding(events, c) is not None for c in channels), 15, "both callers waiting"
+        )
+        entered = [_entered_holding(events, c) or 0.0 for c in channels]
+        # A measurement over time, not a wait for an event: the window has to pass.
+        await asyncio.sleep(max(0.0, max(entered) + MEASURED + 0.1 - time.monotonic()))
+        assert not svc.decisions.offers()[1:], "a waiting caller was offered: somebody was free"
+        figures = []
+        for phone, start in zip(phones, entered, strict=True):
+            # Second by second from the moment they joined the holding bridge (the music starts within 20 ms).
+            seconds = [phone.between(start + s, start + 1 + s) for s in range(MEASURED)]
+            figures.append([(len(p), round(loudness(b"".join(p)), 4)) for p in seconds])
+        for nth, (phone, start, per_second) in enumerate(zip(phones, entered, figures, strict=True), 2):
+            assert all(count >= PACKETS_PER_SECOND for count, _ in per_second), (nth, figures)
+            # Music may open with a fade-in (the tracks play in random order): its level is judged overall.
+            level = loudness(b"".join(phone.between(start, start + MEASURED)))
+            assert level > AUDIBLE, (nth, level, figures)
+        await _hang_up(svc.ari, *channels)
+    finally:
+        for phone in phones:
+            await phone.close()
