@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.core import (
     CallerLeft,
     CancelOffer,
@@ -98,7 +98,7 @@ class Executor:
     def __init__(
         self,
         *,
-        ari: AriClient,
+        ari: Ari,
         roster: Roster,
         book: LegBook,
         feed: Feed,

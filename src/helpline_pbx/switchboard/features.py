@@ -14,8 +14,8 @@ from typing import Literal
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import CallNotFound, ListenerNotFound, RosterError
@@ -56,7 +56,7 @@ async def dialler(roster: Roster, channel: Channel) -> ListenerSnapshot | None:
 
 
 class Features:
-    def __init__(self, ari: AriClient, roster: Roster, callers: Callers | None, bar_days: float) -> None:
+    def __init__(self, ari: Ari, roster: Roster, callers: Callers | None, bar_days: float) -> None:
         self._ari = ari
         self._roster = roster
         self._callers = callers

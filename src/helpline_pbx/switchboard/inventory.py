@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel
 
 # The dialplan context a caller's channel is in while the service has it (the far half of their Local
@@ -28,7 +28,7 @@ def is_caller(channel: Channel) -> bool:
     return channel.dialplan is not None and channel.dialplan.context == CALLER_CONTEXT
 
 
-async def read_channels(ari: AriClient, channel_ids: Iterable[str]) -> dict[str, Channel]:
+async def read_channels(ari: Ari, channel_ids: Iterable[str]) -> dict[str, Channel]:
     """The channels that still exist among `channel_ids`, by id (a vanished one is left out)."""
     gate = asyncio.Semaphore(READ_CONCURRENCY)
 
@@ -43,12 +43,12 @@ async def read_channels(ari: AriClient, channel_ids: Iterable[str]) -> dict[str,
     return {channel.id: channel for channel in found if channel is not None}
 
 
-async def own_channels(ari: AriClient, app: str) -> dict[str, Channel]:
+async def own_channels(ari: Ari, app: str) -> dict[str, Channel]:
     """Every channel of our application (callers, listeners' legs, snoops), by id."""
     return await read_channels(ari, (await ari.get_application(app)).channel_ids)
 
 
-async def live_among(ari: AriClient, app: str, channel_ids: Iterable[str]) -> set[str]:
+async def live_among(ari: Ari, app: str, channel_ids: Iterable[str]) -> set[str]:
     """Which of `channel_ids` Asterisk still has: those in our application, and any other confirmed one
     by one (a leg between two states may be briefly outside it; never judge a live call gone)."""
     wanted = set(channel_ids)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel
 from helpline_pbx.core import CallQueue, Event, ListenerState
 from helpline_pbx.core.events import (
@@ -59,7 +59,7 @@ class PresenceCodes:
 
     def __init__(
         self,
-        ari: AriClient,
+        ari: Ari,
         roster: Roster,
         debriefs: Debriefs,
         feed: Feed,

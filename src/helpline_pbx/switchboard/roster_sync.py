@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.core import (
     CallQueue,
     Event,
@@ -63,7 +63,7 @@ class RosterSync:
     def __init__(
         self,
         *,
-        ari: AriClient,
+        ari: Ari,
         roster: Roster,
         lines: Lines | None,
         queue: CallQueue,

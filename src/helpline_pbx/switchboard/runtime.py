@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import (
     ApplicationReplaced,
     Channel,
@@ -100,7 +100,7 @@ class Switchboard:
     def __init__(
         self,
         config: SwitchboardConfig,
-        ari: AriClient,
+        ari: Ari,
         stream: EventStream,
         roster: Roster,
         callers: Callers | None = None,

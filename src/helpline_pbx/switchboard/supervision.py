@@ -23,8 +23,8 @@ from typing import Literal
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel, ChannelDestroyed, StasisEnd, StasisStart
 from helpline_pbx.ari.stream import Connected, StreamItem
 from helpline_pbx.core import CallQueue
@@ -114,7 +114,7 @@ class Supervision:
     def __init__(
         self,
         *,
-        ari: AriClient,
+        ari: Ari,
         roster: Roster,
         supervisions: Supervisions,
         queue: CallQueue,

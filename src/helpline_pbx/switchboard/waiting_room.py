@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 import structlog
 
-from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import ChannelDtmfReceived, PlaybackFinished, PlaybackStarted
 from helpline_pbx.ari.stream import StreamItem
 from helpline_pbx.core import (
@@ -131,7 +131,7 @@ class WaitingRoom:
     def __init__(
         self,
         *,
-        ari: AriClient,
+        ari: Ari,
         queue: CallQueue,
         book: LegBook,
         lanes: Lanes,

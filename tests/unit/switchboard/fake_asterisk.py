@@ -21,6 +21,7 @@ from helpline_pbx.ari.models import (
     Channel,
     ChannelDestroyed,
     Endpoint,
+    Playback,
     StasisEnd,
     StasisStart,
     parse_event,
@@ -309,7 +310,7 @@ class FakeAsterisk:
         app_args: str | Sequence[str] = (),
         caller_id: str | None = None,
         timeout: int | None = None,
-        variables: dict[str, str] | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> Channel:
         await self._enter("originate", channel_id, endpoint, app=app, app_args=app_args, caller_id=caller_id)
         data = channel_json(
@@ -347,6 +348,42 @@ class FakeAsterisk:
         await self._enter("get_channel", channel_id)
         return self._channel("GET", channel_id)
 
+    async def answer(self, channel_id: str) -> None:
+        await self._enter("answer", channel_id)
+        self._channel("POST", channel_id)
+
+    async def play(self, channel_id: str, media: str | Sequence[str], playback_id: str) -> Playback:
+        await self._enter("play", channel_id, media, playback_id)
+        self._channel("POST", channel_id)
+        return _playback(playback_id, media, f"channel:{channel_id}")
+
+    async def play_on_bridge(self, bridge_id: str, media: str | Sequence[str], playback_id: str) -> Playback:
+        await self._enter("play_on_bridge", bridge_id, media, playback_id)
+        self._bridge("POST", bridge_id)
+        return _playback(playback_id, media, f"bridge:{bridge_id}")
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._enter("stop_playback", playback_id)
+
+    async def snoop(
+        self,
+        channel_id: str,
+        snoop_id: str,
+        *,
+        app: str,
+        spy: str = "none",
+        whisper: str = "none",
+        app_args: str | Sequence[str] = (),
+    ) -> Channel:
+        await self._enter("snoop", channel_id, snoop_id, spy=spy, whisper=whisper)
+        self._channel("POST", channel_id)
+        data = channel_json(snoop_id, f"Snoop/{channel_id}-{next(self._numbers):08x}", state="Up")
+        channel = Channel.model_validate(data)
+        self.channels[snoop_id] = channel
+        self.seen[snoop_id] = data
+        self.in_app.add(snoop_id)
+        return channel
+
     async def list_channels(self) -> list[Channel]:
         # The service must never list every channel: that list holds the trunk's, with the carrier's data.
         raise AssertionError("the service listed every channel (GET /channels)")
@@ -368,7 +405,7 @@ class FakeAsterisk:
     # -- configuration and application --
 
     async def put_config_object(
-        self, object_type: str, object_id: str, fields: dict[str, str], *, config_class: str = "res_pjsip"
+        self, object_type: str, object_id: str, fields: Mapping[str, str], *, config_class: str = "res_pjsip"
     ) -> dict[str, str]:
         await self._enter("put_config_object", object_type, object_id)
         return dict(fields)
@@ -413,6 +450,11 @@ class FakeAsterisk:
     ) -> Channel:
         await self._enter("originate_to_dialplan", channel_id, endpoint, context, extension, variables)
         return Channel(id=channel_id, name=f"{endpoint}-00000001", state="Down")
+
+
+def _playback(playback_id: str, media: str | Sequence[str], target: str) -> Playback:
+    uris = [media] if isinstance(media, str) else list(media)
+    return Playback(id=playback_id, media_uri=uris[0], target_uri=target, state="queued")
 
 
 # ---- the fake event stream -----------------------------------------------------------------------------

@@ -135,7 +135,7 @@ class Helpline:
         events = FakeEvents()
         board = Switchboard(
             config,
-            cast(Any, self.asterisk),
+            self.asterisk,
             cast(EventStream, events),
             self.roster,
             self.callers,
