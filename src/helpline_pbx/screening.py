@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from helpline_pbx.protocol import REPEAT, SCREEN, TOKEN
 from helpline_pbx.roster.callers import BarSnapshot, Callers
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.tokens import KeyRing, KeyRingError, normalise_e164
@@ -51,9 +52,9 @@ class Verdict:
 
     def channel_variables(self) -> dict[str, str]:
         return {
-            "HELPLINE_SCREEN": self.status,
-            "HELPLINE_TOKEN": self.token or "",
-            "HELPLINE_REPEAT": str(self.repeat),
+            SCREEN: self.status,
+            TOKEN: self.token or "",
+            REPEAT: str(self.repeat),
         }
 
 

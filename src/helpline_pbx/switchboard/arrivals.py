@@ -73,16 +73,3 @@ def requirements_of(
         rest_after_call=None if line.rest_after_call is None else float(line.rest_after_call),
     )
     return escalated(needs) if choice == URGENT_CHOICE and not line.practice else needs
-
-
-def caller_args(args: list[str]) -> tuple[str, str | None, int, str]:
-    """(number dialled, token or None, arrivals within the key period, menu choice) from the dialplan's
-    Stasis arguments: caller,<number>,<token>,<repeat>,<choice>. Hand-made calls may carry fewer."""
-    number = args[1] if len(args) > 1 and args[1] else "s"
-    token = args[2] if len(args) > 2 and args[2] else None
-    try:
-        repeat = int(args[3]) if len(args) > 3 else 0
-    except ValueError:
-        repeat = 0
-    choice = args[4] if len(args) > 4 else ""
-    return number, token, repeat, choice

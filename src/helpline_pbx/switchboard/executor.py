@@ -44,6 +44,15 @@ from helpline_pbx.core import (
     TimerFired,
     TimerKey,
 )
+from helpline_pbx.protocol import (
+    HOLDING_ROLE,
+    NOTICE_CODE,
+    RECORDS_LANE,
+    call_lane,
+    listener_lane,
+    notice_lane,
+    talk_bridge_id,
+)
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import DatabaseUnavailable, RosterError
 from helpline_pbx.roster.repository import Roster
@@ -88,10 +97,6 @@ async def with_retry(operation: Callable[[], Awaitable[T]], *, retry_for: float 
 
 def _at(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
-
-
-def talk_bridge_id(call_id: str) -> str:
-    return f"{call_id}-talk"
 
 
 class Executor:
@@ -142,39 +147,39 @@ class Executor:
                 # Which offer is current is decided here, in the core's order, not when the lanes get
                 # to it: a withdrawn offer must never ring, and a new offer to the same listener must.
                 attempt = self._book.start_offer(command.call_id, command.listener_id)
-                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._claim(command, attempt))
+                self.lanes.submit(listener_lane(command.listener_id), lambda: self._claim(command, attempt))
             case CancelOffer():
                 self._book.withdraw_offer(command.call_id, command.listener_id)
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._cancel_offer(command))
+                self.lanes.submit(call_lane(command.call_id), lambda: self._cancel_offer(command))
             case ConnectCall():
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._connect(command))
+                self.lanes.submit(call_lane(command.call_id), lambda: self._connect(command))
             case EndCall():
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._end(command))
+                self.lanes.submit(call_lane(command.call_id), lambda: self._end(command))
             case JoinCall():
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._join(command))
+                self.lanes.submit(call_lane(command.call_id), lambda: self._join(command))
             case ReleaseListener():
                 self._book.withdraw_offer(command.call_id, command.listener_id)
-                self.lanes.submit(f"call:{command.call_id}", lambda: self._release(command))
+                self.lanes.submit(call_lane(command.call_id), lambda: self._release(command))
             case SendToFallback():
                 self.lanes.submit(
-                    f"call:{command.call_id}",
+                    call_lane(command.call_id),
                     lambda: self._to_fallback(command.call_id, command.context or self._fallback),
                 )
             case SetListenerState():
-                self.lanes.submit(f"listener:{command.listener_id}", lambda: self._set_state(command))
+                self.lanes.submit(listener_lane(command.listener_id), lambda: self._set_state(command))
             case NotifyListener():
                 self.lanes.submit(
-                    f"notice:{command.listener_id}",
+                    notice_lane(command.listener_id),
                     lambda: self._notify(command.listener_id, command.endpoint, command.notice),
                 )
             case RequestDebrief():
-                self.lanes.submit("records", lambda: self._request_debrief(command))
+                self.lanes.submit(RECORDS_LANE, lambda: self._request_debrief(command))
             case RecordCall():
-                self.lanes.submit("records", lambda: self._record(command))
+                self.lanes.submit(RECORDS_LANE, lambda: self._record(command))
 
     def admit(self, call: Call) -> None:
         """Put a new caller on hold with music, before any offer for the call runs on its lane."""
-        self.lanes.submit(f"call:{call.call_id}", lambda: self._admit(call))
+        self.lanes.submit(call_lane(call.call_id), lambda: self._admit(call))
 
     def _start_timer(self, key: TimerKey, delay: float) -> None:
         old = self._timers.pop(key, None)
@@ -218,7 +223,7 @@ class Executor:
         # whenever the bridge has no announcer: Asterisk drops the bridge's music when the bridge
         # empties, and a caller who came after that would hear silence. (Stasis gives a participant
         # without a role the idle mode "none".)
-        await self._ari.add_channel(self._holding, caller_channel, role="holding_participant")
+        await self._ari.add_channel(self._holding, caller_channel, role=HOLDING_ROLE)
 
     async def keep_alive(self, caller_channel: str, grace: float) -> None:
         """Asterisk sends this caller to the fallback by itself unless we call again within `grace`."""
@@ -253,7 +258,7 @@ class Executor:
             self._feed(ClaimFailed(call_id=command.call_id, listener_id=command.listener_id))
             return
         # The ring itself belongs to the call's lane, after the caller was put on hold.
-        self.lanes.submit(f"call:{command.call_id}", lambda: self._ring(command, attempt))
+        self.lanes.submit(call_lane(command.call_id), lambda: self._ring(command, attempt))
 
     async def _ring(self, command: OfferCall, attempt: int) -> None:
         call = self._book.call(command.call_id)
@@ -375,7 +380,7 @@ class Executor:
                 extension=notice,
                 caller_id='"Écoute" <notice>',
                 timeout=NOTICE_RING_SECONDS,
-                variables={"HELPLINE_NOTICE_CODE": about} if about else None,
+                variables={NOTICE_CODE: about} if about else None,
             )
         except AriError as exc:
             log.warning("notice_failed", listener_id=listener_id, notice=notice, error=exc.code)
@@ -406,7 +411,7 @@ class Executor:
         log.info("debrief_requested", listener_id=command.listener_id, supervisors=len(supervisors))
         for supervisor in supervisors:
             self.lanes.submit(
-                f"notice:{supervisor.id}",
+                notice_lane(supervisor.id),
                 functools.partial(self._notify, supervisor.id, supervisor.endpoint, "debrief-request", code),
             )
 

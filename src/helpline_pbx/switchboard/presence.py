@@ -28,6 +28,7 @@ from helpline_pbx.core.events import (
     ListenerPaused,
     RestExtended,
 )
+from helpline_pbx.protocol import NOTICE
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import ListenerNotFound
 from helpline_pbx.roster.repository import Roster
@@ -43,7 +44,6 @@ PAUSE_REASONS = {"": "break", "1": "break", "2": "training", "3": "personal"}
 # Why the line paused someone on its own, and the prompt that tells them so.
 NOTICES = {"missed_offers": "paused-missed-offers", "shift_limit": "paused-shift-limit"}
 # [feature-result] plays the prompt this channel variable names before the confirmation.
-NOTICE_VARIABLE = "HELPLINE_NOTICE"
 RESTING_STATES = frozenset({ListenerState.RESTING, ListenerState.AWAITING_DEBRIEF})
 
 Feed = Callable[[Event], None]
@@ -198,7 +198,7 @@ class PresenceCodes:
         notice = NOTICES.get(who.presence_reason or "") if who.presence is Presence.PAUSED else None
         if notice is not None:
             with contextlib.suppress(AriNotFound):
-                await self._ari.set_variable(channel.id, NOTICE_VARIABLE, notice)
+                await self._ari.set_variable(channel.id, NOTICE, notice)
 
     async def _go_on(self, who: ListenerSnapshot) -> None:
         on = await self._roster.set_presence(who.id, Presence.ON, now=self._clock())

@@ -27,6 +27,7 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.routing import Profile
 from helpline_pbx.phones import listener_objects
+from helpline_pbx.protocol import RING_GROUP, app_of_phone, language_of_number, menu_of_number
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
@@ -133,10 +134,10 @@ class RosterSync:
             # The dialplan asks a line's callers which kind of support they need when it offers several.
             for number in previous | set(self.line_by_number):
                 line = self.line_by_number.get(number)
-                await self._ari.set_global_variable(f"HELPLINE_MENU_{number}", menu_of(line))
+                await self._ari.set_global_variable(menu_of_number(number), menu_of(line))
                 # Prompts in the line's language, where the line has them (French otherwise).
                 language = line.language if line is not None and line.language in PROMPT_LANGUAGES else ""
-                await self._ari.set_global_variable(f"HELPLINE_LANG_{number}", language)
+                await self._ari.set_global_variable(language_of_number(number), language)
             log.info("lines_loaded", lines=len({line.id for line in self.line_by_number.values()}))
 
     async def run(self, *, force: bool) -> None:
@@ -149,7 +150,7 @@ class RosterSync:
             await self._push_phones(active)
             # The dialplan fallback rings these phones when the service cannot take a call.
             ring_group = "&".join(f"PJSIP/{listener.endpoint}" for listener in active)
-            await self._ari.set_global_variable("HELPLINE_RING_GROUP", ring_group)
+            await self._ari.set_global_variable(RING_GROUP, ring_group)
             self._roster_version = version
         await self._sync_availability(active)
 
@@ -161,14 +162,14 @@ class RosterSync:
             for object_type, fields in listener_objects(endpoint, ha1):
                 await self._ari.put_config_object(object_type, endpoint, fields)
             # This phone's feature codes come to this instance (several may share one Asterisk).
-            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", self._app)
+            await self._ari.set_global_variable(app_of_phone(endpoint), self._app)
             self._pushed_phones[endpoint] = ha1
             log.info("phone_configured", endpoint=endpoint)
         for endpoint in set(self._pushed_phones) - set(wanted):
             for object_type in ("endpoint", "aor", "auth"):
                 with contextlib.suppress(AriNotFound):
                     await self._ari.delete_config_object(object_type, endpoint)
-            await self._ari.set_global_variable(f"HELPLINE_PHONE_APP_{endpoint}", "")
+            await self._ari.set_global_variable(app_of_phone(endpoint), "")
             del self._pushed_phones[endpoint]
             log.info("phone_removed", endpoint=endpoint)
 

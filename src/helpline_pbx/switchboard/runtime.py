@@ -41,13 +41,26 @@ from helpline_pbx.core import (
     Policy,
 )
 from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
+from helpline_pbx.protocol import (
+    CHOICE,
+    FEATURE_APP,
+    LINE_PROMPT,
+    RECORDS_LANE,
+    StasisRole,
+    agi_of_number,
+    alive_lane,
+    app_of_number,
+    call_of_talk_bridge,
+    caller_args,
+    channel_lane,
+)
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.arrivals import caller_args, line_verdict, requirements_of
+from helpline_pbx.switchboard.arrivals import line_verdict, requirements_of
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
 from helpline_pbx.switchboard.in_call import InCallCodes
@@ -55,7 +68,7 @@ from helpline_pbx.switchboard.inventory import is_caller, live_among, own_channe
 from helpline_pbx.switchboard.legs import LegBook
 from helpline_pbx.switchboard.presence import PresenceCodes
 from helpline_pbx.switchboard.roster_sync import RosterSync
-from helpline_pbx.switchboard.supervision import SNOOP_ROLE, Supervision, is_supervision_channel
+from helpline_pbx.switchboard.supervision import Supervision, is_supervision_channel
 from helpline_pbx.switchboard.translate import channel_gone, leg_gone, listener_answered
 from helpline_pbx.switchboard.waiting_room import WaitingRoom
 
@@ -82,9 +95,6 @@ class SwitchboardConfig:
     # The listener hears a tone when a supervisor starts listening, coaching or joins (then everyone does).
     supervision_tone: bool = False
     supervision: SupervisionPolicy = DEFAULT_POLICY
-
-
-TALK_SUFFIX = "-talk"
 
 
 def _arrival(channel: Channel) -> float:
@@ -253,14 +263,14 @@ class Switchboard:
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         role = event.args[0] if event.args else ""
-        if role == "caller":
+        if role == StasisRole.CALLER:
             if self.book.leg(event.channel.id) is not None:
                 # A duplicate, or a caller the reconcile already adopted: one call per channel.
                 return
             number, token, repeat, choice = caller_args(event.args)
             if self._draining:
                 self.executor.lanes.submit(
-                    f"channel:{event.channel.id}", lambda: self._refuse(event.channel.id)
+                    channel_lane(event.channel.id), lambda: self._refuse(event.channel.id)
                 )
                 return
             verdict = line_verdict(self.sync.line_by_number, number, datetime.now(UTC))
@@ -270,7 +280,7 @@ class Switchboard:
                 prompt = self.sync.line_by_number[number].messages.closed if verdict == "closed" else ""
                 log.info("caller_turned_away", reason=verdict)
                 self.executor.lanes.submit(
-                    f"channel:{channel_id}", lambda: self._turn_away(channel_id, verdict, prompt)
+                    channel_lane(channel_id), lambda: self._turn_away(channel_id, verdict, prompt)
                 )
                 return
             line = verdict.name if verdict else number
@@ -286,23 +296,23 @@ class Switchboard:
             self.executor.admit(call)
             if self._callers is not None:
                 self.executor.lanes.submit(
-                    "records", lambda: self._remember(call.call_id, call.code, line, token)
+                    RECORDS_LANE, lambda: self._remember(call.call_id, call.code, line, token)
                 )
             self.feed(CallerArrived(call_id=call.call_id, line=line, requirements=requirements))
-        elif role == "feature":
+        elif role == StasisRole.FEATURE:
             self.executor.lanes.submit(
-                f"channel:{event.channel.id}", lambda: self._features.run(event.channel, event.args)
+                channel_lane(event.channel.id), lambda: self._features.run(event.channel, event.args)
             )
-        elif role == SNOOP_ROLE:
+        elif role == StasisRole.SNOOP:
             pass  # a supervision's snoop channel: supervision.py bridges it (it sees this event too)
-        elif role == "listener":
+        elif role == StasisRole.LISTENER:
             for core_event in listener_answered(event, self.book):
                 self.feed(core_event)
             leg = self.book.leg(event.channel.id)
             if leg is None or leg.released:
                 # An answer for an offer we already withdrew: that phone must not stay off-hook.
                 self.executor.lanes.submit(
-                    f"channel:{event.channel.id}", lambda: self._hangup(event.channel.id)
+                    channel_lane(event.channel.id), lambda: self._hangup(event.channel.id)
                 )
 
     def _on_dtmf(self, channel_id: str, digit: str) -> None:
@@ -333,7 +343,7 @@ class Switchboard:
     async def _turn_away(self, channel_id: str, verdict: str, prompt: str) -> None:
         with contextlib.suppress(AriNotFound):
             if prompt:
-                await self._ari.set_variable(channel_id, "HELPLINE_LINE_PROMPT", prompt)
+                await self._ari.set_variable(channel_id, LINE_PROMPT, prompt)
             await self._ari.continue_in_dialplan(channel_id, f"helpline-{verdict}", "s", 1)
 
     async def _refuse(self, channel_id: str) -> None:
@@ -365,11 +375,11 @@ class Switchboard:
 
     async def _claim_numbers(self) -> None:
         """Tell the dialplan which numbers come to this instance (globals survive the service)."""
-        await self._ari.set_global_variable("HELPLINE_FEATURE_APP", self._config.app)
+        await self._ari.set_global_variable(FEATURE_APP, self._config.app)
         for did in self._config.dids:
-            await self._ari.set_global_variable(f"HELPLINE_APP_{did}", self._config.app)
+            await self._ari.set_global_variable(app_of_number(did), self._config.app)
             if self._config.agi_url:
-                await self._ari.set_global_variable(f"HELPLINE_AGI_{did}", self._config.agi_url)
+                await self._ari.set_global_variable(agi_of_number(did), self._config.agi_url)
 
     async def _reconcile(self) -> None:
         """Rebuild the picture of live calls from Asterisk, before any new event is handled.
@@ -389,9 +399,9 @@ class Switchboard:
         handled: set[str] = set()
         resumed = 0
         for bridge in bridges:
-            call_id = bridge.id[: -len(TALK_SUFFIX)]
+            call_id = call_of_talk_bridge(bridge.id)
             if (
-                not bridge.id.endswith(TALK_SUFFIX)
+                call_id is None
                 # Another instance's call on this Asterisk: not ours to resume, and above all not ours to end.
                 or not self.book.owns_call_id(call_id)
                 or self.book.call(call_id)
@@ -399,7 +409,7 @@ class Switchboard:
                 handled.update(bridge.channels)
                 continue
             handled.update(bridge.channels)
-            if await self._resume(bridge.id[: -len(TALK_SUFFIX)], bridge.channels, channels):
+            if await self._resume(call_id, bridge.channels, channels):
                 resumed += 1
 
         holding = next((b for b in bridges if b.id == self.executor.holding_bridge), None)
@@ -420,7 +430,7 @@ class Switchboard:
         for channel in sorted([*waiting, *unbridged], key=_arrival):
             line, label, snapshot = self._line_of(channel)
             # The menu choice the dialplan stored on the channel: the caller keeps what they asked for.
-            choice = await self._channel_variable(channel.id, "HELPLINE_CHOICE")
+            choice = await self._channel_variable(channel.id, CHOICE)
             call = self.book.open_call(channel.id, line, label)
             if channel in unbridged:
                 self.executor.admit(call)
@@ -439,7 +449,7 @@ class Switchboard:
         for channel_id in orphans:
             # A ringing leg whose offer we lost, or a phone in a feature code: end it. The core offers
             # the caller again.
-            self.executor.lanes.submit(f"channel:{channel_id}", functools.partial(self._hangup, channel_id))
+            self.executor.lanes.submit(channel_lane(channel_id), functools.partial(self._hangup, channel_id))
         live = {call.call_id for call in self.book.calls()}
         repaired = await self._roster.repair(
             live, now=datetime.now(UTC), call_id_prefix=self.book.call_id_prefix
@@ -506,7 +516,7 @@ class Switchboard:
         if listener is None or len(callers) != 1 or listener[0] not in channels:
             for channel_id in members:
                 self.executor.lanes.submit(
-                    f"channel:{channel_id}", functools.partial(self._hangup, channel_id)
+                    channel_lane(channel_id), functools.partial(self._hangup, channel_id)
                 )
             return False
         listener_channel, (_, listener_id) = listener[0], listener[1]
@@ -544,10 +554,8 @@ class Switchboard:
                 connected = {view.call_id for view in self.queue.calls() if view.state is CallState.CONNECTED}
                 for call in self.book.calls():
                     if call.call_id not in connected:
-                        # A lane of its own: Asterisk holds a request about a channel while a prompt plays
-                        # to it, and the call's own work (an offer) must not wait behind the heartbeat.
                         self.executor.lanes.submit(
-                            f"alive:{call.call_id}",
+                            alive_lane(call.call_id),
                             functools.partial(self.executor.keep_alive, call.caller_channel, grace),
                         )
             await asyncio.sleep(grace / 4)

@@ -35,12 +35,19 @@ from helpline_pbx.core.supervision import (
     is_supervisor,
     may_supervise,
 )
+from helpline_pbx.protocol import (
+    SUPERVISION_LANE,
+    StasisRole,
+    call_of_talk_bridge,
+    channel_lane,
+    talk_bridge_id,
+)
 from helpline_pbx.roster.errors import ListenerNotFound, RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.executor import talk_bridge_id, with_retry
+from helpline_pbx.switchboard.executor import with_retry
 from helpline_pbx.switchboard.features import Handler, dialler
 from helpline_pbx.switchboard.inventory import own_channels, read_channels
 from helpline_pbx.switchboard.legs import LegBook, readable_token
@@ -48,9 +55,7 @@ from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
 
-TALK_SUFFIX = talk_bridge_id("")
 # The Stasis role of snoop channels (their arguments: "snoop,<session token>").
-SNOOP_ROLE = "snoop"
 # What the supervisor's phone hears in [feature-result] when the listener may not be supervised, or is on
 # no call right now.
 REFUSED = "supervision-refused"
@@ -104,7 +109,7 @@ class _Session:
     @property
     def lane(self) -> str:
         # Feature codes run on the phone's channel lane: a supervision's end waits for its start.
-        return f"channel:{self.supervisor_channel}"
+        return channel_lane(self.supervisor_channel)
 
     def channels(self) -> list[str]:
         return [c for c in (self.supervisor_channel, self.listener_channel, self.snoop_channel) if c]
@@ -281,7 +286,7 @@ class Supervision:
             app=self.app,
             spy=spy,
             whisper=whisper,
-            app_args=[SNOOP_ROLE, session.token],
+            app_args=[StasisRole.SNOOP, session.token],
         )
         # A channel joins a bridge only once it is in Stasis: wait for the snoop's StasisStart.
         try:
@@ -311,7 +316,7 @@ class Supervision:
     def on_event(self, item: StreamItem) -> None:
         """Every ARI event (Switchboard.ari_observers): runs on the reader loop, so it only submits work."""
         match item:
-            case StasisStart(args=[role, token, *_]) if role == SNOOP_ROLE:
+            case StasisStart(args=[role, token, *_]) if role == StasisRole.SNOOP:
                 session = self._sessions.get(token)
                 if session is not None and item.channel.id == session.snoop_channel:
                     session.snoop_started = True
@@ -319,7 +324,7 @@ class Supervision:
             case StasisEnd() | ChannelDestroyed():
                 self._channel_ended(item.channel.id)
             case Connected():
-                self._lanes.submit("supervision", self._resync)
+                self._lanes.submit(SUPERVISION_LANE, self._resync)
             case _:
                 pass
 
@@ -369,9 +374,9 @@ class Supervision:
     def _is_ours(self, bridge_id: str) -> bool:
         """A supervision bridge of ours, or a talk bridge of one of our calls (the book knows our call ids'
         shape; other instances' are not ours to touch)."""
-        call_id = bridge_id.removesuffix(TALK_SUFFIX)
+        call_id = call_of_talk_bridge(bridge_id)
         return bridge_id.startswith(self.bridge_prefix) or (
-            call_id != bridge_id and self._book.owns_call_id(call_id)
+            call_id is not None and self._book.owns_call_id(call_id)
         )
 
     async def _resync(self) -> None:
@@ -438,4 +443,4 @@ class Supervision:
             log.warning("supervision_cleanup_failed", error=exc.code)
 
 
-__all__ = ["NO_CALL", "REFUSED", "SNOOP_ROLE", "Supervision", "is_supervision_channel"]
+__all__ = ["NO_CALL", "REFUSED", "Supervision", "is_supervision_channel"]

@@ -57,6 +57,7 @@ from helpline_pbx.core import (
     SendToFallback,
 )
 from helpline_pbx.core.estimate import Announcement, announcement, estimated_wait, heard, overloaded
+from helpline_pbx.protocol import LINE_PROMPT, call_lane
 from helpline_pbx.roster.lines import LineSnapshot
 from helpline_pbx.switchboard.legs import LegBook
 from helpline_pbx.switchboard.workers import Lanes
@@ -76,7 +77,6 @@ KEEP_OR_ALTERNATIVES = "keep-or-alternatives"
 KEEP_DIGIT = "1"
 ALTERNATIVES_DIGIT = "2"
 # The dialplan's [helpline-alternatives] plays this channel variable's prompt (the line's own message).
-PROMPT_VARIABLE = "HELPLINE_LINE_PROMPT"
 # How many recent served calls the estimate averages.
 RECENT_CALLS = 20
 # A playback whose end we never heard of (events lost while the socket was down) is presumed over after
@@ -280,7 +280,7 @@ class WaitingRoom:
         self._leave(waiter.call_id)
         # On the call's lane ahead of the hand-over the core is about to order: the dialplan reads it there.
         self._lanes.submit(
-            f"call:{waiter.call_id}",
+            call_lane(waiter.call_id),
             functools.partial(self._set_prompt, waiter.channel_id, waiter.line.messages.alternatives),
         )
         self._feed(CallerChoseAlternatives(call_id=waiter.call_id))
@@ -365,7 +365,7 @@ class WaitingRoom:
             self._playbacks.popitem(last=False)
         # On the call's lane: after the caller was put on hold (a play before that would hold up the join).
         self._lanes.submit(
-            f"call:{waiter.call_id}", functools.partial(self._start, waiter, playback_id, media)
+            call_lane(waiter.call_id), functools.partial(self._start, waiter, playback_id, media)
         )
 
     async def _start(self, waiter: _Waiter, playback_id: str, media: list[str]) -> None:
@@ -407,7 +407,7 @@ class WaitingRoom:
 
     async def _set_prompt(self, channel_id: str, prompt: str) -> None:
         with contextlib.suppress(AriNotFound):
-            await self._ari.set_variable(channel_id, PROMPT_VARIABLE, prompt)
+            await self._ari.set_variable(channel_id, LINE_PROMPT, prompt)
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(job)

@@ -27,12 +27,13 @@ from helpline_pbx.core import (
     SetListenerState,
 )
 from helpline_pbx.core.commands import RequestDebrief
+from helpline_pbx.protocol import NOTICE
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import Presence
 from helpline_pbx.switchboard.features import Handler
-from helpline_pbx.switchboard.presence import NOTICE_VARIABLE, PresenceCodes
+from helpline_pbx.switchboard.presence import PresenceCodes
 
 POLICY = Policy(ring_timeout=30.0, rest_after_call=30.0, max_missed_offers=0, shift_limits={})
 T0 = 1_800_000_000.0
@@ -143,16 +144,16 @@ async def test_a_listener_paused_by_the_line_hears_why_first(rig: Rig) -> None:
     await rig.roster.set_presence(camille.id, Presence.PAUSED, reason="missed_offers", now=datetime.now(UTC))
     result, channel = await rig.dial(camille, "resume")
     assert result == "resumed"
-    assert rig.ari.variables[(channel, NOTICE_VARIABLE)] == "paused-missed-offers"
+    assert rig.ari.variables[(channel, NOTICE)] == "paused-missed-offers"
 
     await rig.roster.set_presence(camille.id, Presence.PAUSED, reason="shift_limit", now=datetime.now(UTC))
     _, channel = await rig.dial(camille, "logout")
-    assert rig.ari.variables[(channel, NOTICE_VARIABLE)] == "paused-shift-limit"
+    assert rig.ari.variables[(channel, NOTICE)] == "paused-shift-limit"
 
     await rig.dial(camille, "login")
     await rig.dial(camille, "pause", "1")
     _, channel = await rig.dial(camille, "resume")
-    assert (channel, NOTICE_VARIABLE) not in rig.ari.variables
+    assert (channel, NOTICE) not in rig.ari.variables
 
 
 async def test_more_rest_moves_the_end_of_the_rest(rig: Rig) -> None:
