@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from helpline_pbx.core.policy import ShiftLimit
+from helpline_pbx.core.policy import DEFAULT_SHIFT_LIMITS, Policy, ShiftLimit
 from helpline_pbx.core.routing import ALL_ROLES
 from helpline_pbx.core.supervision import SupervisionPolicy
 
@@ -37,6 +38,20 @@ def parse_shift_limits(text: str) -> dict[str, ShiftLimit]:
         limits[match["role"]] = ShiftLimit(max_on_duty=float(match["hours"]) * 3600, max_calls=calls)
     return limits
 
+
+def shift_limits_text(limits: Mapping[str, ShiftLimit]) -> str:
+    """The inverse of parse_shift_limits, for limits that have hours: how a default is written."""
+    entries = []
+    for role, limit in limits.items():
+        if limit.max_on_duty is None:
+            raise ValueError(f"the {role} shift limit has no hours: it cannot be written as ROLE=HOURSh")
+        calls = "" if limit.max_calls is None else f"/{limit.max_calls}"
+        entries.append(f"{role}={limit.max_on_duty / 3600:g}h{calls}")
+    return ",".join(entries) or "none"
+
+
+# The core's own defaults are the settings' defaults: one home for each.
+_POLICY = Policy()
 
 # Secrets that ship in samples and tutorials: a line must never run with one of them.
 _DEFAULT_SECRETS = frozenset(
@@ -96,21 +111,21 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_STATE_DIR}/roster.db"
 
-    ring_timeout: float = Field(default=20.0, gt=0, le=300)
-    rest_after_call: float = Field(default=30.0, ge=0, le=3600)
-    missed_offer_delay: float = Field(default=10.0, ge=0, le=3600)
-    declined_offer_delay: float = Field(default=10.0, ge=0, le=3600)
+    ring_timeout: float = Field(default=_POLICY.ring_timeout, gt=0, le=300)
+    rest_after_call: float = Field(default=_POLICY.rest_after_call, ge=0, le=3600)
+    missed_offer_delay: float = Field(default=_POLICY.missed_offer_delay, ge=0, le=3600)
+    declined_offer_delay: float = Field(default=_POLICY.declined_offer_delay, ge=0, le=3600)
     # Listeners' protection: a pause after this many offers missed in a row (0: never), what one "more
     # rest" adds, the rest after a difficult call (awaiting a debrief), how long after a call it may still be
     # marked difficult, the break after a shift limit.
-    max_missed_offers: int = Field(default=3, ge=0, le=20)
-    rest_extension: float = Field(default=120.0, ge=0, le=3600)
-    rest_after_difficult: float = Field(default=600.0, ge=0, le=7200)
-    difficult_window: float = Field(default=600.0, ge=0, le=7200)
-    shift_break: float = Field(default=900.0, ge=0, le=7200)
+    max_missed_offers: int = Field(default=_POLICY.max_missed_offers, ge=0, le=20)
+    rest_extension: float = Field(default=_POLICY.rest_extension, ge=0, le=3600)
+    rest_after_difficult: float = Field(default=_POLICY.rest_after_difficult, ge=0, le=7200)
+    difficult_window: float = Field(default=_POLICY.difficult_window, ge=0, le=7200)
+    shift_break: float = Field(default=_POLICY.shift_break, ge=0, le=7200)
     # Per role: hours on duty, then optionally a number of calls, before a break: "volunteer=4h/12,...";
     # "none" for no limit at all.
-    shift_limits: str = "volunteer=4h/12,professional=6h/20,supervisor=8h"
+    shift_limits: str = shift_limits_text(DEFAULT_SHIFT_LIMITS)
     roster_poll_interval: float = Field(default=2.0, gt=0, le=60)
     drain_timeout: float = Field(default=3600.0, ge=0)
     # If the service dies, waiting callers go to the fallback after this long (Asterisk's own timer).
@@ -231,6 +246,11 @@ class Settings(BaseSettings):
                 "characters; use a generated secret"
             )
         return SecretStr(value)
+
+
+def default_of(name: str) -> Any:
+    """A setting's default, for code that has its own copy of the value (a CLI option, a config)."""
+    return Settings.model_fields[name].default
 
 
 def load_settings(**overrides: object) -> Settings:

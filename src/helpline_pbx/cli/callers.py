@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from helpline_pbx.cli.common import EXIT_OK, fail, on_database
+from helpline_pbx.settings import default_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c_sub = callers.add_subparsers(dest="callers_command", required=True)
     bar = c_sub.add_parser("bar", help="bar the caller of a recent call")
     bar.add_argument("call", help='the call\'s code as the listener heard it ("4821") or its call id')
-    bar.add_argument("--days", type=float, default=30.0, help="how long (default 30 days)")
+    days = default_of("bar_days")
+    bar.add_argument("--days", type=float, default=days, help=f"how long (default {days:g} days)")
     bar.add_argument("--reason", required=True, help="why, for the team (no caller details)")
     lift = c_sub.add_parser("lift", help="lift a bar")
     lift.add_argument("bar_id", type=int)

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from helpline_pbx.cli.common import EXIT_OK, on_database
-from helpline_pbx.settings import Settings, database_url_from_env, keys_dir_from_env
+from helpline_pbx.settings import database_url_from_env, default_of, keys_dir_from_env
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,8 +33,7 @@ async def purge() -> int:
     from helpline_pbx.tokens import KeyRing
 
     # The retention the service would use, without needing the service's other settings (ARI password).
-    default = Settings.model_fields["retention_days"].default
-    days = int(os.environ.get("HELPLINE_RETENTION_DAYS", default))
+    days = int(os.environ.get("HELPLINE_RETENTION_DAYS", default_of("retention_days")))
 
     async def work(engine: AsyncEngine) -> int:
         report = await housekeep(engine, KeyRing(keys_dir_from_env()), retention_of(days))

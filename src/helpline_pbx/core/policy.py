@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from helpline_pbx.core.roles import Role
+
 
 @dataclass(frozen=True, slots=True)
 class ShiftLimit:
@@ -23,9 +25,9 @@ class ShiftLimit:
 # duty to support the others, so their limit is time only.
 DEFAULT_SHIFT_LIMITS: Mapping[str, ShiftLimit] = MappingProxyType(
     {
-        "volunteer": ShiftLimit(max_on_duty=4 * 3600, max_calls=12),
-        "professional": ShiftLimit(max_on_duty=6 * 3600, max_calls=20),
-        "supervisor": ShiftLimit(max_on_duty=8 * 3600),
+        Role.VOLUNTEER: ShiftLimit(max_on_duty=4 * 3600, max_calls=12),
+        Role.PROFESSIONAL: ShiftLimit(max_on_duty=6 * 3600, max_calls=20),
+        Role.SUPERVISOR: ShiftLimit(max_on_duty=8 * 3600),
     }
 )
 

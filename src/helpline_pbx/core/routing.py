@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-VOLUNTEER = "volunteer"
-PROFESSIONAL = "professional"
-SUPERVISOR = "supervisor"
-ALL_ROLES = frozenset({VOLUNTEER, PROFESSIONAL, SUPERVISOR})
+from helpline_pbx.core.roles import Role
+
+VOLUNTEER = Role.VOLUNTEER
+PROFESSIONAL = Role.PROFESSIONAL
+SUPERVISOR = Role.SUPERVISOR
+ALL_ROLES: frozenset[str] = frozenset(Role)
 
 
 @dataclass(frozen=True, slots=True)

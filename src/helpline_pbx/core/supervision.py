@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from helpline_pbx.core.roles import Role
+
 Mode = Literal["listen", "coach", "join"]
 MODES: frozenset[str] = frozenset({"listen", "coach", "join"})
 
@@ -61,7 +63,7 @@ DEFAULT_POLICY = SupervisionPolicy()
 
 def is_supervisor(person: Person) -> bool:
     """Whether `person` may supervise anyone at all."""
-    return person.role == "supervisor" and person.active
+    return person.role == Role.SUPERVISOR and person.active
 
 
 def may_supervise(

@@ -111,7 +111,7 @@ class Executor:
         instance: str,
         holding_bridge: str,
         fallback_context: str,
-        service_grace: float = 60.0,
+        service_grace: float,
         debriefs: Debriefs | None = None,
     ) -> None:
         self._ari = ari

@@ -60,6 +60,7 @@ from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.supervisions import Supervisions
+from helpline_pbx.settings import default_of
 from helpline_pbx.switchboard.arrivals import line_verdict, requirements_of
 from helpline_pbx.switchboard.executor import Executor
 from helpline_pbx.switchboard.features import Features
@@ -86,9 +87,9 @@ class SwitchboardConfig:
     # Show listeners "2e appel" when a (pseudonymous) caller called before within the key period.
     repeat_hint: bool = False
     # How long a supervisor's bar from their phone lasts.
-    bar_days: float = 30.0
+    bar_days: float = default_of("bar_days")
     # A waiting caller whose service is gone this long leaves for the fallback (Asterisk's own timer).
-    service_grace: float = 60.0
+    service_grace: float = default_of("service_grace")
     # The numbers this instance takes, and where the dialplan asks it to screen their callers.
     dids: tuple[str, ...] = ()
     agi_url: str | None = None
