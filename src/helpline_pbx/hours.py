@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from helpline_pbx.timestamps import require_aware
+
 DEFAULT_TIMEZONE = "Europe/Paris"
 MINUTES_PER_DAY = 24 * 60
 ALWAYS = "24/7"
@@ -380,9 +382,7 @@ def _checked_day(ranges: Iterable[TimeRange], part: str) -> DayRanges:
 
 
 def _aware(at: datetime) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("opening hours need a timezone-aware datetime")
-    return at
+    return require_aware(at, "opening hours")
 
 
 def _transitions(zone: ZoneInfo, day: date) -> Iterator[datetime]:

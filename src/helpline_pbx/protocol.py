@@ -39,6 +39,15 @@ def caller_args(args: list[str]) -> CallerArgs:
     return CallerArgs(number, token, repeat, choice)
 
 
+def endpoint_of(channel_name: str) -> str | None:
+    """ "PJSIP/alice-0000002a" -> "alice": the endpoint of a PJSIP channel (for a phone's, the
+    authenticated one that placed or took the call); None for any other channel."""
+    tech, _, rest = channel_name.partition("/")
+    if tech != "PJSIP" or "-" not in rest:
+        return None
+    return rest.rsplit("-", 1)[0] or None
+
+
 # A caller in the holding bridge: with this role Asterisk plays them music on their own channel whenever
 # the bridge has lost its music announcer (no role means idle mode "none": silence).
 HOLDING_ROLE = "holding_participant"

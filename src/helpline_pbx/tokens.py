@@ -41,7 +41,8 @@ WITHHELD = frozenset(
 _MAX_RAW_CHARS = 256
 _MIN_DIGITS = 8
 _MAX_DIGITS = 15  # ITU-T E.164
-_SEPARATORS = re.compile(r"[\s.\-()/]")
+# What people and carriers put between a number's digits.
+NUMBER_SEPARATORS = re.compile(r"[\s.\-()/]")
 # "+33 (0)6 ..." : the national trunk prefix some people write after the country code.
 _TRUNK_ZERO = re.compile(r"^(\+|00)(\d{1,3})\s*\(0\)")
 _E164 = re.compile(rf"^\+[1-9]\d{{{_MIN_DIGITS - 1},{_MAX_DIGITS - 1}}}$")
@@ -69,7 +70,7 @@ def normalise_e164(raw: str, default_country: str = "33") -> str | None:
     if text.lower() in WITHHELD:
         return None
     text = _TRUNK_ZERO.sub(r"\1\2", text)
-    text = _SEPARATORS.sub("", text)
+    text = NUMBER_SEPARATORS.sub("", text)
     if text.startswith("+"):
         digits = text[1:]
     elif text.startswith("00"):

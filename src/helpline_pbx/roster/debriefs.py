@@ -7,7 +7,7 @@ CLI). Nothing here says anything of the caller: a call id is the service's own, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import InvalidListener, ListenerNotFound
 from helpline_pbx.roster.tables import CALL_ID_LENGTH, Debrief, Listener
+from helpline_pbx.timestamps import utc
 
 HANDLER_LENGTH = 64
 
@@ -122,6 +123,4 @@ async def _listener_id(session: AsyncSession, ref: str) -> str:
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("debriefs need timezone-aware datetimes")
-    return value.astimezone(UTC)
+    return utc(value, "debriefs")

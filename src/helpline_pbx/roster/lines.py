@@ -24,8 +24,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from helpline_pbx.hours import DEFAULT_TIMEZONE, HoursError, OpeningHours
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import RosterError
-from helpline_pbx.roster.states import WORD_PATTERN
+from helpline_pbx.roster.states import words
 from helpline_pbx.roster.tables import Base, UTCDateTime
+from helpline_pbx.timestamps import utc
+from helpline_pbx.tokens import NUMBER_SEPARATORS
 
 LINE_ID_LENGTH = 16
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -35,7 +37,6 @@ PROMPT_PATTERN = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,3}")
 PROMPT_MAX_LENGTH = 128
 NUMBER_PATTERN = re.compile(r"\d{3,15}")
 # Separators people type in phone numbers; the trunk sends digits only.
-_NUMBER_SEPARATORS = re.compile(r"[\s.\-()/]")
 LABEL_MAX_LENGTH = 64
 AUDIENCE_MAX_LENGTH = 500
 RING_TIMEOUT_RANGE = range(5, 301)
@@ -450,7 +451,7 @@ def parse_hours(
 
 def normalize_number(text: str) -> str:
     """Digits only: spaces, dots, dashes and a leading "+" are dropped ("+33 800…" gives "33800…")."""
-    digits = _NUMBER_SEPARATORS.sub("", text.strip()).removeprefix("+")
+    digits = NUMBER_SEPARATORS.sub("", text.strip()).removeprefix("+")
     if not NUMBER_PATTERN.fullmatch(digits):
         raise InvalidLine(f"{text!r} is not a phone number (3 to 15 digits)")
     return digits
@@ -536,16 +537,11 @@ def _valid_audience(value: str) -> str:
 
 
 def _valid_tokens(values: Iterable[str], what: str) -> list[str]:
-    tokens: list[str] = []
-    for value in values:
-        token = value.strip().lower()
-        if not WORD_PATTERN.fullmatch(token):
-            raise InvalidLine(
-                f"{what} {value!r} must be 1 to 32 characters among a-z, 0-9, '_' and '-' (no accents)"
-            )
-        if token not in tokens:
-            tokens.append(token)
-    return tokens
+    """A line's kinds of support or skills, in the order given (the menu offers them in that order)."""
+    try:
+        return words(values, what)
+    except ValueError as exc:
+        raise InvalidLine(str(exc)) from None
 
 
 def _valid_language(value: str) -> str:
@@ -603,9 +599,7 @@ def _valid_prompt(value: str, what: str) -> str:
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("lines need timezone-aware datetimes")
-    return value.astimezone(UTC)
+    return utc(value, "lines")
 
 
 def _store_hours(row: LineRow, hours: OpeningHours) -> None:

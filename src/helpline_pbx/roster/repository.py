@@ -31,7 +31,7 @@ from helpline_pbx.roster.snapshots import (
     ListenerSnapshot,
     RosterVersion,
 )
-from helpline_pbx.roster.states import WORD_PATTERN, ListenerState, Outcome, Presence, Role
+from helpline_pbx.roster.states import ListenerState, Outcome, Presence, Role, words
 from helpline_pbx.roster.tables import (
     CALL_ID_LENGTH,
     REASON_LENGTH,
@@ -39,6 +39,7 @@ from helpline_pbx.roster.tables import (
     Listener,
     ListenerEvent,
 )
+from helpline_pbx.timestamps import utc
 
 ENDPOINT_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 PSEUDONYM_MAX_LENGTH = 64
@@ -519,12 +520,11 @@ def _new_secret() -> str:
 
 
 def _valid_words(values: Iterable[str], what: str) -> list[str]:
-    """Short lowercase words (skills, language codes), deduplicated, in a stable order."""
-    words = sorted({value.strip().lower() for value in values if value.strip()})
-    for word in words:
-        if not WORD_PATTERN.fullmatch(word):
-            raise InvalidListener(f"{what} {word!r} must be a short word of letters, digits, - or _")
-    return words
+    """A listener's skills or languages: a set, kept sorted."""
+    try:
+        return sorted(words(values, what))
+    except ValueError as exc:
+        raise InvalidListener(str(exc)) from None
 
 
 def _valid_pseudonym(value: str) -> str:
@@ -569,9 +569,7 @@ def _valid_reason(value: str | None) -> str | None:
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("the roster needs timezone-aware datetimes")
-    return value.astimezone(UTC)
+    return utc(value, "the roster")
 
 
 def _listener_snapshot(row: Listener, *, password: str | None = None) -> ListenerSnapshot:

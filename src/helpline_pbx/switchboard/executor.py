@@ -148,18 +148,17 @@ class Executor:
                 # to it: a withdrawn offer must never ring, and a new offer to the same listener must.
                 attempt = self._book.start_offer(command.call_id, command.listener_id)
                 self.lanes.submit(listener_lane(command.listener_id), lambda: self._claim(command, attempt))
-            case CancelOffer():
+            case CancelOffer() | ReleaseListener():
                 self._book.withdraw_offer(command.call_id, command.listener_id)
-                self.lanes.submit(call_lane(command.call_id), lambda: self._cancel_offer(command))
+                self.lanes.submit(
+                    call_lane(command.call_id), lambda: self._end_leg(command.call_id, command.listener_id)
+                )
             case ConnectCall():
                 self.lanes.submit(call_lane(command.call_id), lambda: self._connect(command))
             case EndCall():
                 self.lanes.submit(call_lane(command.call_id), lambda: self._end(command))
             case JoinCall():
                 self.lanes.submit(call_lane(command.call_id), lambda: self._join(command))
-            case ReleaseListener():
-                self._book.withdraw_offer(command.call_id, command.listener_id)
-                self.lanes.submit(call_lane(command.call_id), lambda: self._release(command))
             case SendToFallback():
                 self.lanes.submit(
                     call_lane(command.call_id),
@@ -285,8 +284,9 @@ class Executor:
                 OfferFailed(call_id=call.call_id, listener_id=command.listener_id, reason="unreachable")
             )
 
-    async def _cancel_offer(self, command: CancelOffer) -> None:
-        channel_id = self._book.listener_channel(command.call_id, command.listener_id)
+    async def _end_leg(self, call_id: str, listener_id: str) -> None:
+        """An offer withdrawn, or a listener let go from a call that goes on: their leg ends."""
+        channel_id = self._book.listener_channel(call_id, listener_id)
         if channel_id is not None:
             self._book.release(channel_id)
             await self._hangup(channel_id)
@@ -347,12 +347,6 @@ class Executor:
             log.warning(
                 "join_failed", call_id=command.call_id, listener_id=command.listener_id, error=exc.code
             )
-            await self._hangup(channel_id)
-
-    async def _release(self, command: ReleaseListener) -> None:
-        channel_id = self._book.listener_channel(command.call_id, command.listener_id)
-        if channel_id is not None:
-            self._book.release(channel_id)
             await self._hangup(channel_id)
 
     async def _to_fallback(self, call_id: str, context: str) -> None:

@@ -17,6 +17,7 @@ import structlog
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel
+from helpline_pbx.protocol import endpoint_of
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import CallNotFound, ListenerNotFound, RosterError
 from helpline_pbx.roster.repository import Roster
@@ -30,14 +31,6 @@ RESULT_CONTEXT = "feature-result"
 # A feature's handler gets the phone's channel and the code's argument. It returns how it went (the phone
 # then hears it in [feature-result]), or None when it keeps the channel itself (e.g. a supervisor listening).
 Handler = Callable[[Channel, str], Awaitable[Result | str | None]]
-
-
-def endpoint_of(channel_name: str) -> str | None:
-    """ "PJSIP/alice-0000002a" -> "alice": the authenticated endpoint that placed the call."""
-    tech, _, rest = channel_name.partition("/")
-    if tech != "PJSIP" or "-" not in rest:
-        return None
-    return rest.rsplit("-", 1)[0] or None
 
 
 async def dialler(roster: Roster, channel: Channel) -> ListenerSnapshot | None:

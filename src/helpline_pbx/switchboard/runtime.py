@@ -53,6 +53,7 @@ from helpline_pbx.protocol import (
     call_of_talk_bridge,
     caller_args,
     channel_lane,
+    endpoint_of,
 )
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.debriefs import Debriefs
@@ -100,11 +101,6 @@ class SwitchboardConfig:
 
 def _arrival(channel: Channel) -> float:
     return channel.creationtime.timestamp() if channel.creationtime else time.time()
-
-
-def _endpoint(channel: Channel) -> str | None:
-    tech, _, rest = channel.name.partition("/")
-    return rest.rsplit("-", 1)[0] if tech == "PJSIP" and "-" in rest else None
 
 
 class Switchboard:
@@ -525,7 +521,7 @@ class Switchboard:
         line, label, _ = self._line_of(caller)
         call = self.book.open_call(caller.id, line, label, call_id=call_id)
         self.book.add_listener_leg(call, listener_id, listener_channel, answered=True)
-        endpoint = _endpoint(channels[listener_channel]) or ""
+        endpoint = endpoint_of(channels[listener_channel].name) or ""
         self.feed(
             CallResumed(
                 call_id=call_id,
