@@ -16,6 +16,7 @@
 #   HELPLINE_ARI_PORT        ARI HTTP port, loopback only        (8088)
 #   HELPLINE_ARI_APP         the Stasis application name          (helpline)
 #   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
+#   HELPLINE_TEST_RTP_TIMEOUT seconds without RTP before the trunk's leg ends (30); for tests only
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
 set -euo pipefail
 
@@ -29,6 +30,8 @@ ARI_APP=${HELPLINE_ARI_APP:-helpline}
 TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
 AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
 AGI_PORT=${HELPLINE_AGI_PORT:-4573}
+# Seconds without RTP before the trunk's leg is ended. Tests only may shorten it (never set it in production).
+RTP_TIMEOUT=${HELPLINE_TEST_RTP_TIMEOUT:-30}
 ARI_USER=helpline
 # The packages the root needs: Asterisk, English and French prompts, music on hold.
 PACKAGES=asterisk,asterisk-core-sounds-en-gsm,asterisk-core-sounds-fr-gsm,asterisk-moh-opsound-gsm
@@ -95,7 +98,8 @@ render() {
     sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
         -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
-        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" \
+        -e "s|@RTP_TIMEOUT@|$RTP_TIMEOUT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
 install_config() {
