@@ -128,14 +128,19 @@ async def test_a_malformed_invite_takes_no_listener(
     phone = await online_phone(svc, sipp, camille, "listener_answer_hangup", pause_ms=500)
 
     bad = sipp.caller(scenario)
-    # The scenario listens 4 s for a final answer (longer than the media wait), then ends by itself.
-    await bad.wait_async(15)
+    if answer:
+        await bad.wait_for_message_async(lambda m: not m.startswith("SIP/2.0 100"), timeout=5)
+    else:
+        # The scenario listens 4 s (longer than the media wait) for an answer, then ends by itself.
+        await bad.wait_async(15)
     finals = [_status_line(m) for m in bad.messages() if not m.startswith("SIP/2.0 100")]
     assert finals[:1] == ([answer] if answer else []), finals
     real = sipp.caller("caller")
     [record] = await svc.decisions.wait_records(1, timeout=30)
     assert record.outcome == "served"
     assert (await real.wait_async(15)).exit_code == 0, real.errors()
+    # The malformed call's leg, if answered, ends without ever reaching the service.
+    await bad.wait_async(ACK_TIMEOUT + 10)
     assert len(_arrivals(svc)) == 1, svc.decisions.describe()
     assert sum(m.startswith("INVITE ") for m in phone.messages()) == 1
 
