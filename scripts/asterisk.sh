@@ -17,6 +17,7 @@
 #   HELPLINE_ARI_APP         the Stasis application name          (helpline)
 #   HELPLINE_AMI_PORT        AMI TCP port, loopback only         (5038)
 #   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
+#   HELPLINE_TEST_RTP_TIMEOUT seconds without RTP before the trunk's leg ends (30); for tests only
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
 #   HELPLINE_ASTERISK_USER   the host user Asterisk runs as, created when missing (helpline-asterisk)
 set -euo pipefail
@@ -31,6 +32,8 @@ ARI_APP=${HELPLINE_ARI_APP:-helpline}
 TRUNK_MATCH=${HELPLINE_TRUNK_MATCH:-127.0.0.2}
 AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
 AGI_PORT=${HELPLINE_AGI_PORT:-4573}
+# Seconds without RTP before the trunk's leg is ended. Tests only may shorten it (never set it in production).
+RTP_TIMEOUT=${HELPLINE_TEST_RTP_TIMEOUT:-30}
 ARI_USER=helpline
 AMI_PORT=${HELPLINE_AMI_PORT:-5038}
 AMI_USER=helpline
@@ -157,7 +160,7 @@ render() {
         -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
         -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@RUN_USER@|$(run_user)|g" \
-        -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@RTP_TIMEOUT@|$RTP_TIMEOUT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
 install_config() {

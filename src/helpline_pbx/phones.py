@@ -37,6 +37,11 @@ LISTENER_ENDPOINT: Mapping[str, str] = MappingProxyType(
         "allow_transfer": "no",
         "allow_subscribe": "no",
         "language": "fr",
+        # A leg with no audio for 30 s (300 s on hold) is ended: a phone that died mid-call frees the caller.
+        "rtp_timeout": "30",
+        "rtp_timeout_hold": "300",
+        # A phone's MESSAGE is answered (404 out of a call) and reaches nobody: [no-messages] is empty.
+        "message_context": "no-messages",
     }
 )
 
@@ -47,6 +52,10 @@ LISTENER_AOR: Mapping[str, str] = MappingProxyType(
         "minimum_expiration": "60",
         "default_expiration": "300",
         "maximum_expiration": "3600",
+        # A phone gone without unregistering is found out within about 35 s (OPTIONS every 30 s, 5 s to
+        # answer): its contact turns Unreachable, the endpoint offline, and the line rings it no more.
+        "qualify_frequency": "30",
+        "qualify_timeout": "5.0",
     }
 )
 

@@ -73,3 +73,18 @@ def test_objects_reference_each_other_and_carry_only_the_digest() -> None:
     assert "s3cret-generated-value" not in repr(objects)
     assert objects["endpoint"]["auth"] == "alice"
     assert objects["endpoint"]["aors"] == "alice"
+
+
+def test_a_dead_phone_or_a_silent_leg_is_found_out_and_a_message_goes_nowhere() -> None:
+    # A vanished phone: an OPTIONS every 30 s at most, answered within a timeout shorter than the period.
+    frequency = int(LISTENER_AOR["qualify_frequency"])
+    assert 0 < frequency <= 30
+    assert 0 < float(LISTENER_AOR["qualify_timeout"]) < frequency
+    # A leg without audio ends, off hold and on hold.
+    assert int(LISTENER_ENDPOINT["rtp_timeout"]) > 0
+    assert int(LISTENER_ENDPOINT["rtp_timeout_hold"]) > 0
+    # A phone's MESSAGE is routed to a context with no extension (404), never into the dialplan.
+    context = LISTENER_ENDPOINT["message_context"]
+    dialplan = (PJSIP_CONF.parents[1] / "dialplan" / "extensions.conf").read_text()
+    section = dialplan.split(f"\n[{context}]\n", 1)[1].split("\n[", 1)[0]
+    assert not [line for line in section.splitlines() if line.strip() and not line.startswith(";")]
