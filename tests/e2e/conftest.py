@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import AsteriskUnderTest
-from tests.e2e.harness import RunningService, start_service, wait_registered
+from tests.e2e.harness import RunningService, start_service, wait_configured, wait_registered
 from tests.e2e.sipp import SippProcess, scenario_path
 from tests.pg import PostgresServer, postgres_server
 
@@ -241,8 +241,14 @@ async def online_phone(
     await svc.decisions.wait_for(
         lambda: svc.board.queue.listener_state(listener.id) is not None, 10, "listener known"
     )
+    await wait_configured(svc.ari, listener.endpoint)
     phone = sipp.softphone(listener, answer, pause_ms=pause_ms, local_ip=local_ip)
-    await wait_registered(svc.ari, listener.endpoint)
+    try:
+        await wait_registered(svc.ari, listener.endpoint)
+    except AssertionError as exc:
+        # What the phone heard back says why (a listener's phone: no caller data in it).
+        heard = [m.split("\r\n", 1)[0] for m in phone.messages()]
+        raise AssertionError(f"{exc}; the phone received {heard}; SIPp: {phone.errors()[-400:]}") from None
     await svc.decisions.wait_for(lambda: _reachable(svc, listener.id), 10, "phone reachable")
     return phone
 

@@ -129,6 +129,20 @@ async def start_service(
     return RunningService(board, roster, ari, decisions, task, callers), stack
 
 
+async def wait_configured(ari: AriClient, endpoint: str, timeout: float = 10.0) -> None:
+    """Wait until the service has pushed the listener's account (auth, aor, then endpoint) to Asterisk: a
+    phone that registers before that is refused, and a softphone does not try again at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await ari.get_endpoint("PJSIP", endpoint)
+            return
+        except AriNotFound:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the service never configured {endpoint} ({timeout}s)") from None
+        await asyncio.sleep(0.05)
+
+
 async def wait_registered(ari: AriClient, endpoint: str, timeout: float = 10.0) -> None:
     """Wait until Asterisk has a contact for the endpoint (the softphone registered)."""
     deadline = time.monotonic() + timeout

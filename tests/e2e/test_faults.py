@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import AsteriskUnderTest
 from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener, online_phone
-from tests.e2e.harness import start_service, wait_registered
+from tests.e2e.harness import start_service, wait_configured, wait_registered
 from tests.e2e.process import ServiceProcess
 from tests.e2e.proxy import TcpProxy
 
@@ -70,6 +70,7 @@ async def test_kill_9_with_callers_waiting_and_a_call_bridged_loses_nobody(
     were waiting are served first, in their order of arrival."""
     camille = await add_listener(roster, "Camille")
     await process.start()
+    await wait_configured(ari, camille.endpoint)
     phone = sipp.softphone(camille, "listener_answer_hangup", pause_ms=4000)
     await wait_registered(ari, camille.endpoint)
     first = sipp.caller("caller")

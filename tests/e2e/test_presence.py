@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener
-from tests.e2e.harness import RunningService, wait_registered
+from tests.e2e.harness import RunningService, wait_configured, wait_registered
 from tests.e2e.sipp import SippProcess
 
 from helpline_pbx.ari.client import AriClient
@@ -36,6 +36,7 @@ async def _phone(
     # Other tests' services share this Asterisk, and the last to connect takes the codes of phones with no
     # route of their own ([feature-code]): this phone's codes go to this test's service.
     await svc.ari.set_global_variable(f"HELPLINE_PHONE_APP_{who.endpoint}", app)
+    await wait_configured(svc.ari, who.endpoint)
     phone = sipp.softphone(who, answer, pause_ms=pause_ms)
     await wait_registered(svc.ari, who.endpoint)
     return phone

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tests.e2e.conftest import FAST, ServiceFactory, Sipp, add_listener, online_phone
-from tests.e2e.harness import RunningService, wait_registered
+from tests.e2e.harness import RunningService, wait_configured, wait_registered
 from tests.e2e.keys import keying_caller, keying_listener
 
 from helpline_pbx.core import (
@@ -91,6 +91,7 @@ async def test_an_unregistered_phone_is_never_rung(
     assert {o.listener_id for o in svc.decisions.offers()} == {other.id}
     assert (await first.wait_async(15)).exit_code == 0, first.errors()
 
+    await wait_configured(svc.ari, unplugged.endpoint)
     sipp.softphone(unplugged, "listener_answer_hangup", pause_ms=300)
     await wait_registered(svc.ari, unplugged.endpoint)
     second = sipp.caller("caller")
@@ -230,6 +231,7 @@ async def test_a_call_marked_difficult_during_it_brings_a_debrief_request_to_the
     svc = await service(Policy(ring_timeout=5, rest_after_call=1, max_missed_offers=0, shift_limits={}))
     await online_phone(svc, sipp, camille, keying_listener(sipp, "*9", "keys_difficult"), pause_ms=3000)
     await roster.set_presence(sup.id, "paused", reason="supervising", now=datetime.now(UTC))
+    await wait_configured(svc.ari, sup.endpoint)
     sup_phone = sipp.softphone(sup, "listener_answer_hangup", pause_ms=300)
     await wait_registered(svc.ari, sup.endpoint)
     caller = sipp.caller("caller")

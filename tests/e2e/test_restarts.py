@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import SCRIPT, AsteriskUnderTest
 from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
-from tests.e2e.harness import start_service, wait_registered
+from tests.e2e.harness import start_service, wait_configured, wait_registered
 
 from helpline_pbx.core import ClaimFailed, ListenerState, OfferCall, Policy
 from helpline_pbx.roster.repository import Roster
@@ -123,6 +123,7 @@ async def test_two_instances_on_one_roster_never_offer_one_listener_two_calls(
                 lambda listener=listener: services[0][0].board.queue.listener_state(listener.id) is not None,
                 10,
             )
+            await wait_configured(services[0][0].ari, listener.endpoint)
             sipp.softphone(listener, "listener_answer_hangup", pause_ms=1200)
             await wait_registered(services[0][0].ari, listener.endpoint)
 
