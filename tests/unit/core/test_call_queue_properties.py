@@ -3,6 +3,7 @@
 The model plays Asterisk, the roster and the timer wheel: it applies every command the queue
 returns, refuses impossible ones (a second call on one phone, an offer to a resting listener) and
 reports plausible events back, mixed with duplicates, replays and events about unknown ids.
+The protections and help within a call are driven too, by test_every_event_properties.py.
 """
 
 from hypothesis import settings

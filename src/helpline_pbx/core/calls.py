@@ -1,0 +1,235 @@
+"""The calls: a caller arrives, is offered to a listener (or withdrawn), connected, and closed with
+one anonymous record."""
+
+from helpline_pbx.core.commands import (
+    CallRecord,
+    CancelTimer,
+    Command,
+    ConnectCall,
+    EndCall,
+    ListenerState,
+    Outcome,
+    RecordCall,
+    SendToFallback,
+    StartTimer,
+)
+from helpline_pbx.core.events import (
+    CallerArrived,
+    CallerChoseAlternatives,
+    CallerLeft,
+    CallResumed,
+    ConnectFailed,
+    ListenerLeft,
+    TimerKey,
+)
+from helpline_pbx.core.help import HelpDesk
+from helpline_pbx.core.listeners import Listeners
+from helpline_pbx.core.model import ALTERNATIVES_CONTEXT, Call, CallState, Floor, Listener, Ringing, ring_key
+from helpline_pbx.core.offers import ring, withdraw
+from helpline_pbx.core.routing import rank
+
+# Ended call ids are remembered so a late duplicate CallerArrived cannot resurrect a call;
+# bounded because the service runs for months.
+_ENDED_MEMORY = 10_000
+
+
+class Calls:
+    def __init__(self, floor: Floor, listeners: Listeners, help: HelpDesk) -> None:
+        self._floor = floor
+        self._listeners = listeners
+        self._help = help
+        self._ended: dict[str, None] = {}
+
+    def queue_order(self) -> list[Call]:
+        """The calls not yet connected, in the order they are served: higher priority first, then
+        arrival order (the dict's order; the sort is stable)."""
+        return sorted(
+            (c for c in self._floor.calls.values() if c.state is not CallState.CONNECTED),
+            key=lambda c: -c.requirements.priority,
+        )
+
+    # -- a caller comes and goes ------------------------------------------------------------------
+
+    def arrived(self, event: CallerArrived, now: float, out: list[Command]) -> None:
+        if event.call_id in self._floor.calls or event.call_id in self._ended:
+            return
+        call = Call(
+            event.call_id,
+            event.line,
+            queued_at=now if event.arrived_at is None else event.arrived_at,
+            requirements=event.requirements,
+        )
+        if self._floor.draining:
+            out.append(SendToFallback(call.call_id))
+            self._close(call, "fallback", now, out)
+            return
+        self._floor.calls[call.call_id] = call
+        # Wake the dispatcher when the call's reach widens, so it is offered to the newly reached.
+        waited = now - call.queued_at
+        for step, after in enumerate(call.requirements.widenings(), start=1):
+            if after > waited:
+                key = TimerKey("escalate", call.call_id, f"reach-{step}")
+                call.escalations.append(key)
+                out.append(StartTimer(key, after - waited))
+
+    def resumed(self, event: CallResumed, out: list[Command]) -> None:
+        if event.call_id in self._floor.calls or event.call_id in self._ended:
+            return
+        listener = self._floor.listeners.get(event.listener_id)
+        if listener is None:
+            listener = Listener(event.listener_id, event.endpoint, idle_since=event.answered_at)
+            self._floor.listeners[listener.listener_id] = listener
+        elif listener.state is not ListenerState.AVAILABLE and listener.state is not ListenerState.OFFLINE:
+            # Asterisk says this listener is talking on a call we do not know while we have them busy
+            # elsewhere: trust neither, keep our own state (the stray call ends on its own).
+            return
+        call = Call(
+            event.call_id,
+            event.line,
+            queued_at=event.arrived_at,
+            state=CallState.CONNECTED,
+            listener_id=listener.listener_id,
+            first_offered_at=event.arrived_at,
+            answered_at=event.answered_at,
+            offers=1,
+        )
+        self._floor.calls[call.call_id] = call
+        listener.online = True
+        self._listeners.enter(listener, ListenerState.ON_CALL, out, call_id=call.call_id)
+
+    def caller_left(self, event: CallerLeft, now: float, out: list[Command]) -> None:
+        call = self._floor.calls.get(event.call_id)
+        if call is None:
+            return
+        if call.state is CallState.CONNECTED:
+            self._finish_bridged(call, now, out)
+            return
+        self._give_up_offer(call, out)
+        out.append(EndCall(call.call_id, None))
+        self._close(call, "abandoned", now, out)
+
+    def chose_alternatives(self, event: CallerChoseAlternatives, now: float, out: list[Command]) -> None:
+        call = self._floor.calls.get(event.call_id)
+        if call is None or call.state is CallState.CONNECTED:
+            return
+        self._give_up_offer(call, out)
+        out.append(SendToFallback(call.call_id, ALTERNATIVES_CONTEXT))
+        self._close(call, "alternatives", now, out)
+
+    def drain(self, now: float, out: list[Command]) -> None:
+        self._floor.draining = True
+        for call in [c for c in self._floor.calls.values() if c.state is not CallState.CONNECTED]:
+            self._give_up_offer(call, out)
+            out.append(SendToFallback(call.call_id))
+            self._close(call, "fallback", now, out)
+
+    def _give_up_offer(self, call: Call, out: list[Command]) -> None:
+        """The caller is gone before an answer: not the listener's fault, straight back to available."""
+        if call.state is CallState.RINGING:
+            assert call.listener_id is not None
+            listener = withdraw(
+                self._floor, Ringing(call, call.listener_id, helper=False), out, cancel_offer=True
+            )
+            self._listeners.enter(listener, ListenerState.AVAILABLE, out)
+
+    # -- offers -----------------------------------------------------------------------------------
+
+    def dispatch(self, now: float, out: list[Command]) -> None:
+        """Each caller, in queue order, gets the best listener they may have: first rank of their reach,
+        then longest idle."""
+        listeners = self._floor.listeners.values()
+        for call in [c for c in self.queue_order() if c.state is CallState.WAITING]:
+            available = [x for x in listeners if x.state is ListenerState.AVAILABLE and x.reachable]
+            if not available:
+                return
+            needs = call.requirements
+            waited = now - call.queued_at
+            held = not needs.wanted or any(needs.wanted <= x.profile.skills for x in listeners if x.on_duty)
+            ranked = [
+                (r, x.idle_since, x.listener_id, x)
+                for x in available
+                if (needs.only_listener is None or x.listener_id == needs.only_listener)
+                and (r := rank(needs, x.profile, waited, wanted_held=held)) is not None
+            ]
+            if ranked:
+                best = min(ranked, key=lambda t: (t[0], t[1], t[2]))
+                self._offer(call, best[3], now, out)
+
+    def _offer(self, call: Call, listener: Listener, now: float, out: list[Command]) -> None:
+        call.state = CallState.RINGING
+        call.listener_id = listener.listener_id
+        call.offers += 1
+        if call.first_offered_at is None:
+            call.first_offered_at = now
+        self._listeners.enter(listener, ListenerState.RINGING, out, mirror=False)
+        ring(self._floor, call, listener, out)
+
+    def answered(self, call: Call, now: float, out: list[Command]) -> None:
+        assert call.listener_id is not None
+        listener = self._floor.listeners[call.listener_id]
+        call.state = CallState.CONNECTED
+        call.answered_at = now
+        out.append(CancelTimer(ring_key(call.call_id, listener.listener_id)))
+        out.append(ConnectCall(call.call_id, listener.listener_id))
+        self._listeners.answered(listener, call.call_id, out)
+
+    def connect_failed(self, event: ConnectFailed, now: float, out: list[Command]) -> None:
+        call = self._floor.calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.listener_id != event.listener_id:
+            return
+        listener = self._floor.listeners[event.listener_id]
+        call.state = CallState.WAITING
+        call.listener_id = None
+        call.answered_at = None
+        self._listeners.connect_failed(listener, call.call_id, now, out)
+
+    # -- the end of a call ------------------------------------------------------------------------
+
+    def listener_left(self, event: ListenerLeft, now: float, out: list[Command]) -> None:
+        call = self._floor.calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED:
+            return
+        if self._help.left(call, event.listener_id, now, out):
+            return
+        if call.listener_id == event.listener_id:
+            self._finish_bridged(call, now, out)
+
+    def _finish_bridged(self, call: Call, now: float, out: list[Command]) -> None:
+        assert call.listener_id is not None
+        listener = self._floor.listeners[call.listener_id]
+        out.append(EndCall(call.call_id, listener.listener_id))
+        help = call.help
+        self._close(call, "served", now, out)
+        self._help.ended(call, help, now, out)
+        call.help = None
+        self._listeners.after_call(listener, call, now, out)
+
+    def escalated(self, key: TimerKey) -> None:
+        call = self._floor.calls.get(key.call_id or "")
+        if call is not None and key in call.escalations:
+            # Nothing else to do: the dispatch that follows every event sees the wider reach.
+            call.escalations.remove(key)
+
+    def _close(self, call: Call, outcome: Outcome, now: float, out: list[Command]) -> None:
+        self._floor.calls.pop(call.call_id, None)
+        out.extend(CancelTimer(key) for key in call.escalations)
+        call.escalations.clear()
+        self._ended[call.call_id] = None
+        if len(self._ended) > _ENDED_MEMORY:
+            del self._ended[next(iter(self._ended))]
+        answered = call.answered_at
+        record = CallRecord(
+            call_id=call.call_id,
+            line=call.line,
+            queued_at=call.queued_at,
+            first_offered_at=call.first_offered_at,
+            answered_at=answered,
+            ended_at=now,
+            outcome=outcome,
+            listener_id=call.listener_id if outcome == "served" else None,
+            offers=call.offers,
+            wait_seconds=(now if answered is None else answered) - call.queued_at,
+            talk_seconds=0.0 if answered is None else now - answered,
+            practice=call.requirements.practice,
+        )
+        out.append(RecordCall(record))
