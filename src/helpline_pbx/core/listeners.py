@@ -94,6 +94,13 @@ class Listeners:
             listener.on_duty_since = now if event.on_duty_since is None else event.on_duty_since
             listener.shift_calls = max(listener.shift_calls, event.shift_calls)
             self._start_shift_timer(listener, now, out)
+        if not listener.online:
+            # Signed out during a rest or a call, back before it ended: what they chose now stands once it
+            # is over, a pause included (they were offered a call at the rest's end, paused or not).
+            listener.online = True
+            listener.paused_reason = event.paused
+            listener.missed = 0
+            return
         # Already on duty: a duplicate must not reset anyone's place among idle listeners. A pause ends
         # (their own, after missed offers, or a shift break that outlived a restart); a timed shift break
         # runs to its end.

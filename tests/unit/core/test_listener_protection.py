@@ -140,6 +140,21 @@ def test_a_pause_waits_for_the_call_then_holds_until_resume() -> None:
     assert offers(queue.handle(online("ana"), 42.0)) == [("c2", "ana")]
 
 
+def test_signed_out_during_the_rest_and_back_paused_is_not_offered_when_the_rest_ends() -> None:
+    """A listener signs out during the rest after a call, then comes back paused before it ends (found by
+    the every-event state machine): the rest's end finds them paused, not available."""
+    queue = CallQueue(POLICY)
+    queue.handle(online("ana"), 0.0)
+    serve(queue, "c1", "ana", 1.0, talk=5.0)
+    queue.handle(ListenerOffline("ana"), 10.0)
+    queue.handle(online("ana", paused="meeting"), 12.0)
+    queue.handle(CallerArrived("c2", "main"), 13.0)
+    out = queue.handle(TimerFired(TimerKey("rest", "c1", "ana")), 40.0)
+    assert offers(out) == []
+    assert state_of(queue, "ana") is ListenerState.PAUSED
+    assert offers(queue.handle(online("ana"), 41.0)) == [("c2", "ana")]
+
+
 def test_pausing_while_ringing_gives_the_caller_back_to_the_queue() -> None:
     queue = CallQueue(POLICY)
     queue.handle(online("ana"), 0.0)
