@@ -8,9 +8,11 @@ import contextlib
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -83,6 +85,29 @@ def protect_sqlite_file(path: Path) -> None:
                 file.chmod(0o600)
 
 
+def _use_wal(cursor: Any, busy_timeout: float) -> None:
+    """Put the file in WAL mode (it stays so): done once, by whichever connection comes first.
+
+    SQLite does not always wait busy_timeout for the lock a journal-mode change needs: connections opening
+    a new file together (instances upgrading it at once) saw "database is locked" at once. So look first,
+    and on that error look again: another connection has usually just switched it.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            row = cursor.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's own OperationalError class, behind the adapter
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        # Only under that contention, on a new file's first connections: a short blocking pause.
+        time.sleep(0.02)
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     busy_ms = max(0, round(busy_timeout * 1000))
 
@@ -96,7 +121,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
             # The busy timeout first: switching a new file to WAL takes a lock another
             # connection may hold, and without it that fails at once with "database is locked".
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten, not left in free pages (credentials, audit past retention).
             cursor.execute("PRAGMA secure_delete=ON")
