@@ -77,7 +77,9 @@ class Calls:
             return
         listener = self._floor.listeners.get(event.listener_id)
         if listener is None:
+            # Not known yet (the roster's word comes later): on duty, since they are on a call.
             listener = Listener(event.listener_id, event.endpoint, idle_since=event.answered_at)
+            listener.online = True
             self._floor.listeners[listener.listener_id] = listener
         elif listener.state is not ListenerState.AVAILABLE and listener.state is not ListenerState.OFFLINE:
             # Asterisk says this listener is talking on a call we do not know while we have them busy
@@ -94,7 +96,7 @@ class Calls:
             offers=1,
         )
         self._floor.calls[call.call_id] = call
-        listener.online = True
+        # A listener who signed out stays off duty: the call goes on, and they are offered no other after it.
         self._listeners.enter(listener, ListenerState.ON_CALL, out, call_id=call.call_id)
 
     def caller_left(self, event: CallerLeft, now: float, out: list[Command]) -> None:

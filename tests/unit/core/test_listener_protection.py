@@ -539,3 +539,18 @@ def test_an_available_listener_whose_phone_comes_and_goes_is_said_so() -> None:
     assert queue.handle(PhoneReachability("ana", False), 3.0) == [
         SetListenerState("ana", ListenerState.AVAILABLE, None, None, "phone_unreachable")
     ]
+
+
+def test_a_call_resumed_after_a_restart_leaves_a_signed_out_listener_off_duty_after_it() -> None:
+    """The service restarts during a call of a listener who had signed out (found by the every-event state
+    machine): the call goes on, and once it and the rest are over they are off duty, offered nothing."""
+    queue = CallQueue(POLICY)
+    queue.handle(online("ana"), 0.0)
+    queue.handle(ListenerOffline("ana"), 1.0)
+    queue.handle(CallResumed("c1", "main", "ana", "PJSIP/ana", arrived_at=2.0, answered_at=3.0), 4.0)
+    assert state_of(queue, "ana") is ListenerState.ON_CALL
+    queue.handle(CallerArrived("c2", "main"), 5.0)
+    queue.handle(ListenerLeft("c1", "ana"), 10.0)
+    out = queue.handle(TimerFired(TimerKey("rest", "c1", "ana")), 40.0)
+    assert offers(out) == []
+    assert state_of(queue, "ana") is ListenerState.OFFLINE
