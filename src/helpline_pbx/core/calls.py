@@ -77,9 +77,8 @@ class Calls:
             return
         listener = self._floor.listeners.get(event.listener_id)
         if listener is None:
-            # Not known yet (the roster's word comes later): on duty, since they are on a call.
+            # Not known yet (the roster's word comes later): on duty (the default), since they are on a call.
             listener = Listener(event.listener_id, event.endpoint, idle_since=event.answered_at)
-            listener.online = True
             self._floor.listeners[listener.listener_id] = listener
         elif listener.state is not ListenerState.AVAILABLE and listener.state is not ListenerState.OFFLINE:
             # Asterisk says this listener is talking on a call we do not know while we have them busy
