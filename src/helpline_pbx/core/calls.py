@@ -1,6 +1,9 @@
 """The calls: a caller arrives, is offered to a listener (or withdrawn), connected, and closed with
 one anonymous record."""
 
+import heapq
+from typing import Final
+
 from helpline_pbx.core.commands import (
     CallRecord,
     CancelTimer,
@@ -23,10 +26,16 @@ from helpline_pbx.core.events import (
     TimerKey,
 )
 from helpline_pbx.core.help import HelpDesk
+from helpline_pbx.core.index import Bucket, FreeGroup
 from helpline_pbx.core.listeners import Listeners
 from helpline_pbx.core.model import ALTERNATIVES_CONTEXT, Call, CallState, Floor, Listener, Ringing, ring_key
 from helpline_pbx.core.offers import ring, withdraw
 from helpline_pbx.core.routing import rank
+
+# How a waiting call is tried: against every free listener, or only those newly free since the last time.
+_EVERYONE, _NEWLY_FREE = 0, 1
+_UNKNOWN: Final = -1  # not a rank: ranks are 0 and up
+_RANKS_KEPT = 4096
 
 # Ended call ids are remembered so a late duplicate CallerArrived cannot resurrect a call;
 # bounded because the service runs for months.
@@ -63,7 +72,7 @@ class Calls:
             out.append(SendToFallback(call.call_id))
             self._close(call, "fallback", now, out)
             return
-        self._floor.calls[call.call_id] = call
+        self._floor.add_call(call)
         # Wake the dispatcher when the call's reach widens, so it is offered to the newly reached.
         waited = now - call.queued_at
         for step, after in enumerate(call.requirements.widenings(), start=1):
@@ -79,7 +88,7 @@ class Calls:
         if listener is None:
             # Not known yet (the roster's word comes later): on duty (the default), since they are on a call.
             listener = Listener(event.listener_id, event.endpoint, idle_since=event.answered_at)
-            self._floor.listeners[listener.listener_id] = listener
+            self._floor.add_listener(listener)
         elif listener.state is not ListenerState.AVAILABLE and listener.state is not ListenerState.OFFLINE:
             # Asterisk says this listener is talking on a call we do not know while we have them busy
             # elsewhere: trust neither, keep our own state (the stray call ends on its own).
@@ -94,7 +103,7 @@ class Calls:
             answered_at=event.answered_at,
             offers=1,
         )
-        self._floor.calls[call.call_id] = call
+        self._floor.add_call(call)
         # A listener who signed out stays off duty: the call goes on, and they are offered no other after it.
         self._listeners.enter(listener, ListenerState.ON_CALL, out, call_id=call.call_id)
 
@@ -137,24 +146,98 @@ class Calls:
 
     def dispatch(self, now: float, out: list[Command]) -> None:
         """Each caller, in queue order, gets the best listener they may have: first rank of their reach,
-        then longest idle."""
-        listeners = self._floor.listeners.values()
-        for call in [c for c in self.queue_order() if c.state is CallState.WAITING]:
-            available = [x for x in listeners if x.state is ListenerState.AVAILABLE and x.reachable]
-            if not available:
-                return
-            needs = call.requirements
-            waited = now - call.queued_at
-            held = not needs.wanted or any(needs.wanted <= x.profile.skills for x in listeners if x.on_duty)
-            ranked = [
-                (r, x.idle_since, x.listener_id, x)
-                for x in available
-                if (needs.only_listener is None or x.listener_id == needs.only_listener)
-                and (r := rank(needs, x.profile, waited, wanted_held=held)) is not None
+        then longest idle.
+
+        After every dispatch nobody free may take anyone waiting, so only what changed since can make an
+        offer: a listener newly free (for every waiting call), a call newly waiting or whose reach widened
+        (for every free listener), a change in the skills held on duty (for the calls that asked for
+        skills). Calls of equal requirements wait in one bucket, and a later one in it has waited no
+        longer than an earlier one, so it may take no listener the earlier may not: a bucket is looked at
+        from its head, and no further once its head finds nobody. The result is the same as trying every
+        waiting caller against every free listener (tests/unit/core/test_dispatch_matches_reference.py)."""
+        floor = self._floor
+        floor.settle(now)
+        flipped: set[int] = set()
+        for bucket in floor.waiting.buckets.values():
+            if bucket.requirements.wanted:
+                held = floor.duty.hold(bucket.requirements.wanted)
+                if bucket.held is not None and held != bucket.held:
+                    flipped.add(id(bucket))
+                bucket.held = held
+        if not len(floor.free):
+            return
+        new_free = dict(floor.new_free)
+        # (priority, place, how, number, call id, whether its bucket's next call follows, its bucket)
+        entries: list[tuple[int, int, int, int, str, bool, Bucket]] = []
+
+        def look_at(bucket: Bucket, place: tuple[int, float, str], how: int, chain: bool) -> None:
+            entry = (-bucket.requirements.priority, place[0], how, len(entries), place[2], chain, bucket)
+            heapq.heappush(entries, entry)
+
+        for bucket in floor.waiting.buckets.values():
+            how = _EVERYONE if id(bucket) in flipped else _NEWLY_FREE
+            if how == _NEWLY_FREE and not new_free:
+                continue
+            for place in bucket.places[:1] if bucket.ordered else bucket.places:
+                look_at(bucket, place, how, bucket.ordered)
+        for call in floor.new_waiting.values():
+            own = floor.waiting.bucket_of(call.call_id)
+            if own is not None:
+                look_at(own, (call.place, call.queued_at, call.call_id), _EVERYONE, False)
+        looked: set[str] = set()
+        while entries and len(floor.free):
+            _, _, how, _, call_id, chain, bucket = heapq.heappop(entries)
+            waiting = floor.waiting.bucket_of(call_id) is bucket
+            if waiting and call_id not in looked:
+                looked.add(call_id)
+                call = floor.calls[call_id]
+                listener = self._best(call, bucket, now, None if how == _EVERYONE else new_free)
+                if listener is None:
+                    continue  # and, in an ordered bucket, nobody after it may be offered either
+                self._offer(call, listener, now, out)
+                floor.settle(now)
+            elif waiting:
+                continue  # looked at already, from another entry, and nobody was found
+            # It was offered: in an ordered bucket, the next call is up.
+            if chain and bucket.places and bucket.places[0][2] not in looked:
+                look_at(bucket, bucket.places[0], how, True)
+
+    def _best(
+        self, call: Call, bucket: Bucket, now: float, among: dict[str, Listener] | None
+    ) -> Listener | None:
+        """The best free listener for the call: among all (by group), or among those newly free."""
+        floor = self._floor
+        needs = bucket.requirements
+        waited = now - call.queued_at
+        held = not needs.wanted or bool(bucket.held)
+        steps = bucket.steps(waited)
+        best: tuple[int, float, str] | None = None
+        if needs.only_listener is not None:
+            candidates: list[tuple[FreeGroup, float, str]] = []
+            group = floor.free.group_of(needs.only_listener)
+            if group is not None and (among is None or needs.only_listener in among):
+                candidates.append(
+                    (group, floor.listeners[needs.only_listener].idle_since, needs.only_listener)
+                )
+        elif among is None:
+            candidates = [(group, *floor.free.head(group)) for group in floor.free.groups.values()]
+        else:
+            candidates = [
+                (group, x.idle_since, lid)
+                for lid, x in among.items()
+                if (group := floor.free.group_of(lid)) is not None
             ]
-            if ranked:
-                best = min(ranked, key=lambda t: (t[0], t[1], t[2]))
-                self._offer(call, best[3], now, out)
+        ranks = bucket.ranks
+        for group, idle, lid in candidates:
+            key = (group.number, steps, held)
+            r = ranks.get(key, _UNKNOWN)
+            if r is _UNKNOWN:
+                if len(ranks) > _RANKS_KEPT:
+                    ranks.clear()
+                r = ranks[key] = rank(needs, group.profile, waited, wanted_held=held)
+            if r is not None and (best is None or (r, idle, lid) < best):
+                best = (r, idle, lid)
+        return None if best is None else floor.listeners[best[2]]
 
     def _offer(self, call: Call, listener: Listener, now: float, out: list[Command]) -> None:
         call.state = CallState.RINGING
@@ -212,7 +295,7 @@ class Calls:
             call.escalations.remove(key)
 
     def _close(self, call: Call, outcome: Outcome, now: float, out: list[Command]) -> None:
-        self._floor.calls.pop(call.call_id, None)
+        self._floor.remove_call(call)
         out.extend(CancelTimer(key) for key in call.escalations)
         call.escalations.clear()
         self._ended[call.call_id] = None

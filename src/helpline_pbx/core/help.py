@@ -2,16 +2,13 @@
 (three-way) or to take the call over (handover)."""
 
 from helpline_pbx.core.commands import CancelTimer, Command, JoinCall, ListenerState, ReleaseListener
-from helpline_pbx.core.events import HelpKind, HelpRequested
+from helpline_pbx.core.events import HelpRequested
 from helpline_pbx.core.listeners import Listeners
 from helpline_pbx.core.model import (
-    MISSED_OFFERS,
-    SHIFT_LIMIT,
     Call,
     CallState,
     Floor,
     Help,
-    Listener,
     ring_key,
 )
 from helpline_pbx.core.offers import ring
@@ -33,31 +30,46 @@ class HelpDesk:
 
     def dispatch(self, out: list[Command]) -> None:
         """A listener asking for help in a call comes before any waiting caller."""
-        for call in [
-            c for c in self._floor.calls.values() if c.help is not None and c.help.helper_id is None
-        ]:
+        open_requests = [
+            c for c in self._floor.with_help.values() if c.help is not None and c.help.helper_id is None
+        ]
+        # In queue order, as the calls came.
+        for call in sorted(open_requests, key=lambda c: c.place):
             self._find_helper(call, out)
 
     def _find_helper(self, call: Call, out: list[Command]) -> None:
+        """The longest idle listener of the role asked for who speaks the caller's language: free now, or
+        (for the supervisor) paused by choice. Free listeners are compared by group (index.py)."""
         assert call.help is not None
-        language = call.requirements.language
-        candidates = [
-            x
-            for x in self._floor.listeners.values()
-            if _may_help(x, call.help.kind)
-            and x.reachable
-            and x.profile.role == call.help.kind
-            and not x.profile.trainee
-            and x.listener_id != call.listener_id
-            and (language is None or language in x.profile.languages)
-        ]
-        if not candidates:
+        kind, language = call.help.kind, call.requirements.language
+        floor = self._floor
+        best: tuple[float, str] | None = None
+        for group in floor.free.groups.values():
+            profile = group.profile
+            if (
+                profile.role == kind
+                and not profile.trainee
+                and (language is None or language in profile.languages)
+            ):
+                head = floor.free.head(group)
+                best = head if best is None or head < best else best
+        if kind == "supervisor":
+            for x in floor.paused_supervisors.values():
+                if language is None or language in x.profile.languages:
+                    best = (
+                        min(best, (x.idle_since, x.listener_id))
+                        if best is not None
+                        else (x.idle_since, x.listener_id)
+                    )
+        if best is None:
             return
-        helper = min(candidates, key=lambda x: (x.idle_since, x.listener_id))
+        helper = floor.listeners[best[1]]
         call.help.helper_id = helper.listener_id
         call.help.attempts += 1
         self._listeners.enter(helper, ListenerState.RINGING, out, mirror=False)
         ring(self._floor, call, helper, out, helper=True)
+        # The next request looks at the floor as this one left it.
+        floor.settle_listeners()
 
     def answered(self, call: Call, now: float, out: list[Command]) -> None:
         """The helper answered: they join the call; after a handover its listener leaves it to them."""
@@ -107,17 +119,3 @@ class HelpDesk:
             # Asked in, never answered: their ringing leg ends with the call (EndCall); not their fault.
             out.append(CancelTimer(ring_key(call.call_id, helper.listener_id)))
             self._listeners.settle_next(helper, now, out)
-
-
-def _may_help(listener: Listener, kind: HelpKind) -> bool:
-    """Free to be asked in. A supervisor on duty who paused to take no callers of their own (their
-    choice, not a break the line imposed) is still the supervisor on duty: they may be asked in."""
-    if listener.state is ListenerState.AVAILABLE:
-        return True
-    return (
-        kind == "supervisor"
-        and listener.state is ListenerState.PAUSED
-        and listener.until is None
-        and listener.online
-        and listener.paused_reason not in (None, MISSED_OFFERS, SHIFT_LIMIT)
-    )

@@ -73,7 +73,7 @@ class Listeners:
             listener = Listener(
                 event.listener_id, event.endpoint, idle_since=now, state=ListenerState.OFFLINE
             )
-            self._floor.listeners[listener.listener_id] = listener
+            self._floor.add_listener(listener)
         # Skills, languages, role and phone follow the roster, whatever the listener is doing.
         listener.profile = event.profile
         listener.endpoint = event.endpoint

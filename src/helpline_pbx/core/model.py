@@ -5,12 +5,16 @@ Each link is stored once, on the call: its listener (`Call.listener_id`) and its
 never disagree.
 """
 
+import heapq
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from helpline_pbx.core.commands import ListenerState
 from helpline_pbx.core.events import HelpKind, TimerKey
+from helpline_pbx.core.index import FreeListeners, OnDuty, WaitingCalls
 from helpline_pbx.core.policy import Policy
+from helpline_pbx.core.roles import Role
 from helpline_pbx.core.routing import Profile, Requirements
 
 ALTERNATIVES_CONTEXT = "helpline-alternatives"
@@ -27,6 +31,13 @@ class CallState(StrEnum):
     WAITING = "waiting"
     RINGING = "ringing"
     CONNECTED = "connected"
+
+
+# The fields the floor's indexes are derived from (index.py).
+_LISTENER_INDEXED = frozenset(
+    {"state", "reachable", "profile", "idle_since", "online", "paused_reason", "until"}
+)
+_CALL_INDEXED = frozenset({"state", "help"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,17 @@ class Call:
     difficult_for: set[str] = field(default_factory=set)
     # A help request in progress: who is asked, whether they answered, and what for.
     help: Help | None = None
+    # Its place in the queue (arrival order on this floor), set when the floor takes it.
+    place: int = 0
+    # The floor's record of what changed since its indexes were brought up to date (Floor.settle).
+    touched: dict[str, "Call"] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _CALL_INDEXED:
+            touched = getattr(self, "touched", None)
+            if touched is not None:
+                touched[self.call_id] = self
 
 
 @dataclass(slots=True)
@@ -107,6 +129,16 @@ class Listener:
     last_call_id: str | None = None
     last_call_end: float | None = None
     last_call_marked: bool = False
+    # The floor's record of what changed since its indexes were brought up to date (Floor.settle).
+    touched: dict[str, "Listener"] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every change the indexes depend on is noted here, so no code path can forget to tell them.
+        object.__setattr__(self, name, value)
+        if name in _LISTENER_INDEXED:
+            touched = getattr(self, "touched", None)
+            if touched is not None:
+                touched[self.listener_id] = self
 
     @property
     def on_duty(self) -> bool:
@@ -124,7 +156,13 @@ class Ringing:
 
 
 class Floor:
-    """Every call in progress (in arrival order, which is the queue) and every listener ever seen."""
+    """Every call in progress (in arrival order, which is the queue) and every listener ever seen.
+
+    Calls and listeners join and leave through `add_call`, `remove_call` and `add_listener`, which keep the
+    indexes; `settle` brings the indexes up to date with what the last decision changed, and remembers
+    what can make a new offer possible (a listener newly free, a call newly waiting or whose reach widened,
+    a change in the skills held on duty) for the next dispatch.
+    """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -132,6 +170,97 @@ class Floor:
         self.calls: dict[str, Call] = {}
         self.listeners: dict[str, Listener] = {}
         self.draining = False
+        self.free = FreeListeners()
+        self.duty = OnDuty()
+        self.waiting = WaitingCalls()
+        # Since the last dispatch: who became free, which calls became waiting, whether duty changed.
+        self.new_free: dict[str, Listener] = {}
+        self.new_waiting: dict[str, Call] = {}
+        self.duty_changed = False
+        # When waiting calls' reach widens: (arrival + step, place, call id, arrival, step), stale
+        # entries skipped.
+        self._widenings: list[tuple[float, int, str, float, float]] = []
+        # Calls with a help request open, and supervisors paused who may still be asked into a call.
+        self.with_help: dict[str, Call] = {}
+        self.paused_supervisors: dict[str, Listener] = {}
+        self._touched_listeners: dict[str, Listener] = {}
+        self._touched_calls: dict[str, Call] = {}
+        self._places = 0
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners[listener.listener_id] = listener
+        listener.touched = self._touched_listeners
+        self._touched_listeners[listener.listener_id] = listener
+
+    def add_call(self, call: Call) -> None:
+        self._places += 1
+        call.place = self._places
+        self.calls[call.call_id] = call
+        call.touched = self._touched_calls
+        self._touched_calls[call.call_id] = call
+
+    def remove_call(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        call.touched = None
+        self._touched_calls.pop(call.call_id, None)
+        self.waiting.update(call, waiting=False)
+        self.new_waiting.pop(call.call_id, None)
+        self.with_help.pop(call.call_id, None)
+
+    def forget_news(self) -> None:
+        """The dispatch has looked at what changed: from now on nobody free may take anyone waiting."""
+        self.new_free.clear()
+        self.new_waiting.clear()
+        self.duty_changed = False
+
+    def settle(self, now: float) -> None:
+        """Bring the indexes up to date with every listener and call touched since the last time."""
+        self.settle_listeners()
+        self._settle_calls(now)
+
+    def settle_listeners(self) -> None:
+        touched = self._touched_listeners
+        while touched:
+            _, listener = touched.popitem()
+            if self.free.update(listener):
+                self.new_free[listener.listener_id] = listener
+            if self.duty.update(listener):
+                self.duty_changed = True
+            if may_help_while_paused(listener):
+                self.paused_supervisors[listener.listener_id] = listener
+            else:
+                self.paused_supervisors.pop(listener.listener_id, None)
+
+    def _settle_calls(self, now: float) -> None:
+        calls = self._touched_calls
+        while calls:
+            _, call = calls.popitem()
+            present = call.call_id in self.calls
+            if present and call.help is not None:
+                self.with_help[call.call_id] = call
+            else:
+                self.with_help.pop(call.call_id, None)
+            waiting = present and call.state is CallState.WAITING
+            if self.waiting.update(call, waiting):
+                self.new_waiting[call.call_id] = call
+                waited = now - call.queued_at
+                for after in call.requirements.widenings():
+                    if after > waited:
+                        due = call.queued_at + after
+                        heapq.heappush(
+                            self._widenings, (due, call.place, call.call_id, call.queued_at, after)
+                        )
+        # A call whose reach widened since may be offered to listeners it could not have before.
+        widenings = self._widenings
+        # (`rank` compares the time waited with the step: so does this, not the sum, to agree to the bit.)
+        while widenings and widenings[0][0] <= now + 1e-6:
+            _, _, call_id, queued_at, after = widenings[0]
+            if now - queued_at < after:
+                break
+            heapq.heappop(widenings)
+            widened = self.calls.get(call_id)
+            if widened is not None and self.waiting.bucket_of(call_id) is not None:
+                self.new_waiting[call_id] = widened
 
     def call_of(self, listener_id: str) -> Call | None:
         """The call that listener is being offered or takes part in (as its listener or its helper)."""
@@ -156,6 +285,20 @@ class Floor:
 
     def ring_timeout(self, call: Call) -> float:
         return call.requirements.ring_timeout or self.policy.ring_timeout
+
+
+def may_help_while_paused(listener: Listener) -> bool:
+    """A supervisor on duty who paused to take no callers of their own (their choice, not a break the
+    line imposed) is still the supervisor on duty: they may be asked into a call."""
+    return (
+        listener.state is ListenerState.PAUSED
+        and listener.profile.role == Role.SUPERVISOR
+        and not listener.profile.trainee
+        and listener.reachable
+        and listener.until is None
+        and listener.online
+        and listener.paused_reason not in (None, MISSED_OFFERS, SHIFT_LIMIT)
+    )
 
 
 def _linked(call: Call) -> tuple[str, ...]:

@@ -137,12 +137,12 @@ class CallQueue:
         current call or rest (what an honest estimated wait divides by). With a call: only those who may
         ever take that call (its skills, language, training; every role its reach will widen to)."""
         call = self._floor.calls.get(call_id or "")
+        # Counted by profile (the floor's index), not listener by listener: this is asked for every
+        # waiting caller's announcements.
         return sum(
-            1
-            for x in self._floor.listeners.values()
-            if x.on_duty
-            and x.reachable
-            and (call is None or rank(call.requirements, x.profile, math.inf, wanted_held=False) is not None)
+            count
+            for profile, count in self._floor.duty.reachable.items()
+            if call is None or rank(call.requirements, profile, math.inf, wanted_held=False) is not None
         )
 
     # -- decisions --------------------------------------------------------------------------
@@ -196,9 +196,12 @@ class CallQueue:
                 assert_never(event)
         # Running after every event keeps the invariant "nobody waits while a listener is free",
         # so a stale event that changed nothing can offer nothing either.
-        if not self._floor.draining:
+        floor = self._floor
+        floor.settle(now)
+        if not floor.draining:
             self._help.dispatch(out)
             calls.dispatch(now, out)
+        floor.forget_news()
         return out
 
     # -- what a ringing phone reports: the same for a caller's offer and a help request ---------------
