@@ -172,6 +172,25 @@ module_dir() {
     dirname "$pjsip"
 }
 
+# The members of struct NAME in an Asterisk header, in order, comments left out: members HEADER NAME.
+members() {
+    sed -n "/^struct $2 {/,/^};/p" "$1" | sed -e 's|/\*.*\*/||g' -e '/\/\*/,/\*\//d' | tr -d '\n' |
+        sed -e 's/^struct [a-z_]* {//' -e 's/};$//' | tr ';' '\n' |
+        sed -E 's/\(\*([a-z_]+)\).*/\1/; s/.*[ *]([a-z_]+)(\[[A-Z_]+\])?\s*$/\1/' | grep -v '^\s*$' | tr '\n' ' '
+}
+
+# res_helpline_dialog mirrors two of Asterisk's structures (it cannot include res_pjsip's headers, which
+# need pjproject's): refuse to build it against headers whose structures are laid out otherwise.
+check_mirrored_layouts() {
+    local header="$1/usr/include/asterisk/res_pjsip_session.h" found
+    found=$(members "$header" ast_sip_session_supplement)
+    [ "$found" = "module method priority session_begin session_end session_destroy incoming_request incoming_response outgoing_request outgoing_response next response_priority session_create " ] ||
+        die "Asterisk's session supplement is no longer laid out as asterisk-modules/res_helpline_dialog.c mirrors it (now: $found); update the module."
+    found=$(members "$header" ast_sip_session | cut -d' ' -f1-5)
+    [ "$found" = "exten endpoint contact inv_session channel" ] ||
+        die "Asterisk's SIP session no longer starts as asterisk-modules/res_helpline_dialog.c mirrors it (now: $found); update the module."
+}
+
 # The project's own Asterisk modules (asterisk-modules/*.c), compiled against the headers of the very
 # Asterisk release that runs them: Debian's asterisk-dev of the same version, unpacked rather than
 # installed (installing it would pull in debhelper). Each is rebuilt only when its source or Asterisk's
@@ -180,41 +199,46 @@ build_modules() {
     local version cache moddir
     version=$(run dpkg-query -W -f='${Version}' asterisk 2>/dev/null) ||
         die "cannot tell which Asterisk package is installed (dpkg-query asterisk failed)."
-    if [ "$(mode)" = chroot ]; then cache="$ROOT/var/cache/helpline-build"; else cache="$STATE/build"; fi
+    cache="$STATE/build"
     moddir=$(module_dir)
     command -v gcc >/dev/null 2>&1 ||
         die "gcc is missing: it builds the project's Asterisk module ('apt-get install gcc libc6-dev'; make deps does it)."
     local headers="$cache/asterisk-dev-$version"
     if [ ! -f "$headers/.complete" ]; then
         say "fetching the Asterisk $version headers (asterisk-dev) to build the project's module..."
-        rm -rf "$headers" "$cache/download"
-        mkdir -p "$cache/download"
-        local inside="$cache/download"
-        [ "$(mode)" = chroot ] && inside="/var/cache/helpline-build/download"
+        rm -rf "$headers"
+        mkdir -p "$cache"
+        # Downloaded by the apt of the system Asterisk runs on, into a folder it can see.
+        local inside download
+        inside=$(run mktemp -d)
+        if [ "$(mode)" = chroot ]; then download="$ROOT$inside"; else download="$inside"; fi
         # The package lists may be older than the mirror: refresh them once if the version is not found.
         if ! run sh -c "cd '$inside' && apt-get download -q 'asterisk-dev=$version'" >/dev/null 2>&1; then
             run apt-get update -qq >/dev/null 2>&1 || true
-            run sh -c "cd '$inside' && apt-get download -q 'asterisk-dev=$version'" >/dev/null 2>&1 ||
+            run sh -c "cd '$inside' && apt-get download -q 'asterisk-dev=$version'" >/dev/null 2>&1 || {
+                rm -rf "$download"
                 die "could not download asterisk-dev $version (the headers of the Asterisk that runs): check the network; if Debian no longer has that version, remove $ROOT and run 'make asterisk' again."
+            }
         fi
-        dpkg-deb -x "$cache"/download/asterisk-dev_*.deb "$headers"
-        rm -rf "$cache/download"
+        dpkg-deb -x "$download"/asterisk-dev_*.deb "$headers"
+        rm -rf "$download"
         touch "$headers/.complete"
     fi
+    check_mirrored_layouts "$headers"
     local src name key
     for src in "$here"/asterisk-modules/*.c; do
         [ -f "$src" ] || continue
         name=$(basename "$src" .c)
         key=$( (cat "$src"; echo "$version") | sha256sum | cut -c1-16)
-        if [ -f "$moddir/$name.so" ] && [ "$(cat "$cache/$name.key" 2>/dev/null)" = "$key" ]; then continue; fi
+        if [ -f "$moddir/$name.so" ] && [ "$(cat "$moddir/$name.so.key" 2>/dev/null)" = "$key" ]; then continue; fi
         # The defines are those Asterisk's own build gives a module; warnings for its headers' style are off.
-        gcc -std=gnu11 -fPIC -shared -O2 -g0 -Wall -Wextra -Werror -Wno-unused-parameter \
+        gcc -std=gnu11 -fPIC -shared -O2 -g0 -Wall -Wextra -Wno-unused-parameter \
             -Wno-old-style-declaration -D_GNU_SOURCE -D_REENTRANT -DAST_MODULE="\"$name\"" \
             -DAST_MODULE_SELF_SYM="__internal_${name}_self" -I"$headers/usr/include" \
             -o "$moddir/$name.so.new" "$src" || die "building the Asterisk module $name failed (see above)."
         chmod 644 "$moddir/$name.so.new"
         mv "$moddir/$name.so.new" "$moddir/$name.so"
-        echo "$key" >"$cache/$name.key"
+        echo "$key" >"$moddir/$name.so.key"
         say "built the Asterisk module $name for Asterisk $version"
     done
 }
