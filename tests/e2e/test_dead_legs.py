@@ -235,7 +235,12 @@ async def test_a_vanished_phone_is_not_offered_once_qualify_fails(
         # project's module (asterisk-modules/res_helpline_dialog.c) answers any other type 415.
         ("caller_in_dialog_info", "INFO", 415, {}),
         # A DTMF INFO is still res_pjsip_dtmf_info's: answered once, 200, not refused by our module.
-        ("caller_in_dialog_info", "INFO", 200, {"info_type": "application/dtmf-relay", "info_body": "Signal=5"}),
+        (
+            "caller_in_dialog_info",
+            "INFO",
+            200,
+            {"info_type": "application/dtmf-relay", "info_body": "Signal=5"},
+        ),
     ],
 )
 async def test_an_in_dialog_request_is_answered_within_2_s_and_the_call_goes_on(
