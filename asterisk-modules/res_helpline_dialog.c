@@ -16,8 +16,10 @@
  * and res_pjsip.h cannot be compiled without them. This module therefore declares the few functions it
  * calls itself, treats every pjproject object as opaque (only pointers pass through it), and mirrors the
  * two Asterisk structures it must share (a session supplement, and the head of a session, whose leading
- * fields are plain pointers). Those layouts are Asterisk 22's: the module refuses to load on another
- * major version, so a root built on a later Asterisk fails at start-up rather than misbehaving.
+ * fields are plain pointers). Those layouts are Asterisk 22's: scripts/asterisk.sh refuses to build the
+ * module against headers that lay either out otherwise, and the module refuses to load on another major
+ * version, so a root built on a later Asterisk fails at start-up (modules.conf requires the module)
+ * rather than misbehaving.
  */
 
 #include "asterisk.h"
