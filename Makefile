@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STATE ?= $(or $(HELPLINE_STATE_DIR),/var/lib/helpline-pbx)
-# The Debian packages the project needs on the host (the Asterisk root brings Asterisk itself).
-APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev
+# The Debian packages the project needs on the host (the Asterisk root brings Asterisk itself; gcc builds the
+# project's Asterisk module against that Asterisk's headers).
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev gcc libc6-dev
 # What only the tests need: fail2ban's fail2ban-regex checks the shipped filter against real log lines.
 TEST_APT_PACKAGES := fail2ban
 export HELPLINE_STATE_DIR := $(STATE)

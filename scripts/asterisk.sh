@@ -163,6 +163,86 @@ render() {
         -e "s|@RTP_TIMEOUT@|$RTP_TIMEOUT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
 }
 
+# Where Asterisk's modules live, seen from the host.
+module_dir() {
+    local base=/usr/lib pjsip
+    [ "$(mode)" = chroot ] && base="$ROOT/usr/lib"
+    pjsip=$(find "$base" -path '*/asterisk/modules/res_pjsip.so' -print -quit 2>/dev/null)
+    [ -n "$pjsip" ] || die "no res_pjsip.so under $base: is Asterisk's modules package installed?"
+    dirname "$pjsip"
+}
+
+# The members of struct NAME in an Asterisk header, in order, comments left out: members HEADER NAME.
+members() {
+    sed -n "/^struct $2 {/,/^};/p" "$1" | sed -e 's|/\*.*\*/||g' -e '/\/\*/,/\*\//d' | tr -d '\n' |
+        sed -e 's/^struct [a-z_]* {//' -e 's/};$//' | tr ';' '\n' |
+        sed -E 's/\(\*([a-z_]+)\).*/\1/; s/.*[ *]([a-z_]+)(\[[A-Z_]+\])?\s*$/\1/' | grep -v '^\s*$' | tr '\n' ' '
+}
+
+# res_helpline_dialog mirrors two of Asterisk's structures (it cannot include res_pjsip's headers, which
+# need pjproject's): refuse to build it against headers whose structures are laid out otherwise.
+check_mirrored_layouts() {
+    local header="$1/usr/include/asterisk/res_pjsip_session.h" found
+    found=$(members "$header" ast_sip_session_supplement)
+    [ "$found" = "module method priority session_begin session_end session_destroy incoming_request incoming_response outgoing_request outgoing_response next response_priority session_create " ] ||
+        die "Asterisk's session supplement is no longer laid out as asterisk-modules/res_helpline_dialog.c mirrors it (now: $found); update the module."
+    found=$(members "$header" ast_sip_session | cut -d' ' -f1-5)
+    [ "$found" = "exten endpoint contact inv_session channel" ] ||
+        die "Asterisk's SIP session no longer starts as asterisk-modules/res_helpline_dialog.c mirrors it (now: $found); update the module."
+}
+
+# The project's own Asterisk modules (asterisk-modules/*.c), compiled against the headers of the very
+# Asterisk release that runs them: Debian's asterisk-dev of the same version, unpacked rather than
+# installed (installing it would pull in debhelper). Each is rebuilt only when its source or Asterisk's
+# version changes, and installed beside Asterisk's own modules.
+build_modules() {
+    local version cache moddir
+    version=$(run dpkg-query -W -f='${Version}' asterisk 2>/dev/null) ||
+        die "cannot tell which Asterisk package is installed (dpkg-query asterisk failed)."
+    cache="$STATE/build"
+    moddir=$(module_dir)
+    command -v gcc >/dev/null 2>&1 ||
+        die "gcc is missing: it builds the project's Asterisk module ('apt-get install gcc libc6-dev'; make deps does it)."
+    local headers="$cache/asterisk-dev-$version"
+    if [ ! -f "$headers/.complete" ]; then
+        say "fetching the Asterisk $version headers (asterisk-dev) to build the project's module..."
+        rm -rf "$headers"
+        mkdir -p "$cache"
+        # Downloaded by the apt of the system Asterisk runs on, into a folder it can see.
+        local inside download
+        inside=$(run mktemp -d)
+        if [ "$(mode)" = chroot ]; then download="$ROOT$inside"; else download="$inside"; fi
+        # The package lists may be older than the mirror: refresh them once if the version is not found.
+        if ! run sh -c "cd '$inside' && apt-get download -q 'asterisk-dev=$version'" >/dev/null 2>&1; then
+            run apt-get update -qq >/dev/null 2>&1 || true
+            run sh -c "cd '$inside' && apt-get download -q 'asterisk-dev=$version'" >/dev/null 2>&1 || {
+                rm -rf "$download"
+                die "could not download asterisk-dev $version (the headers of the Asterisk that runs): check the network; if Debian no longer has that version, remove $ROOT and run 'make asterisk' again."
+            }
+        fi
+        dpkg-deb -x "$download"/asterisk-dev_*.deb "$headers"
+        rm -rf "$download"
+        touch "$headers/.complete"
+    fi
+    check_mirrored_layouts "$headers"
+    local src name key
+    for src in "$here"/asterisk-modules/*.c; do
+        [ -f "$src" ] || continue
+        name=$(basename "$src" .c)
+        key=$( (cat "$src"; echo "$version") | sha256sum | cut -c1-16)
+        if [ -f "$moddir/$name.so" ] && [ "$(cat "$moddir/$name.so.key" 2>/dev/null)" = "$key" ]; then continue; fi
+        # The defines are those Asterisk's own build gives a module; warnings for its headers' style are off.
+        gcc -std=gnu11 -fPIC -shared -O2 -g0 -Wall -Wextra -Wno-unused-parameter \
+            -Wno-old-style-declaration -D_GNU_SOURCE -D_REENTRANT -DAST_MODULE="\"$name\"" \
+            -DAST_MODULE_SELF_SYM="__internal_${name}_self" -I"$headers/usr/include" \
+            -o "$moddir/$name.so.new" "$src" || die "building the Asterisk module $name failed (see above)."
+        chmod 644 "$moddir/$name.so.new"
+        mv "$moddir/$name.so.new" "$moddir/$name.so"
+        echo "$key" >"$moddir/$name.so.key"
+        say "built the Asterisk module $name for Asterisk $version"
+    done
+}
+
 install_config() {
     ensure
     ensure_host_user
@@ -178,6 +258,7 @@ install_config() {
         align_root_user
         dirs="; the Debian layout of the root"
     fi
+    build_modules
     # Start from an empty folder: the package's sample files hold demo dialplans and CDR backends.
     rm -rf "$etc.new"
     (umask 077; mkdir -p "$etc.new")
