@@ -15,10 +15,10 @@ from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.auth_log import AuthFailureFile, AuthFailureWatcher
 from helpline_pbx.core import Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.logs import Redactor
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings

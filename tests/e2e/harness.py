@@ -15,8 +15,8 @@ from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig

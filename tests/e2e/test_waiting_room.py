@@ -40,7 +40,7 @@ from helpline_pbx.ari.models import (
 )
 from helpline_pbx.ari.stream import StreamItem
 from helpline_pbx.core import CallerArrived, ConnectCall
-from helpline_pbx.roster.lines import LineMessages, LineRow, Lines
+from helpline_pbx.lines.repository import LineMessages, LineRow, Lines
 from helpline_pbx.roster.repository import Roster
 
 LINE_NAME = "attente"

@@ -41,6 +41,8 @@ from helpline_pbx.core import (
     Policy,
 )
 from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
+from helpline_pbx.lines.arrivals import line_verdict, requirements_of
+from helpline_pbx.lines.repository import Lines, LineSnapshot
 from helpline_pbx.protocol import (
     CHOICE,
     FEATURE_APP,
@@ -58,21 +60,19 @@ from helpline_pbx.protocol import (
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
-from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.settings import default_of
-from helpline_pbx.switchboard.arrivals import line_verdict, requirements_of
-from helpline_pbx.switchboard.executor import Executor
+from helpline_pbx.switchboard.calls.executor import Executor
+from helpline_pbx.switchboard.calls.in_call import InCallCodes
+from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.calls.translate import channel_gone, leg_gone, listener_answered
 from helpline_pbx.switchboard.features import Features
-from helpline_pbx.switchboard.in_call import InCallCodes
 from helpline_pbx.switchboard.inventory import is_caller, live_among, own_channels, read_channels
-from helpline_pbx.switchboard.legs import LegBook
-from helpline_pbx.switchboard.presence import PresenceCodes
-from helpline_pbx.switchboard.roster_sync import RosterSync
-from helpline_pbx.switchboard.supervision import Supervision, is_supervision_channel
-from helpline_pbx.switchboard.translate import channel_gone, leg_gone, listener_answered
-from helpline_pbx.switchboard.waiting_room import WaitingRoom
+from helpline_pbx.switchboard.presence.codes import PresenceCodes
+from helpline_pbx.switchboard.presence.sync import RosterSync
+from helpline_pbx.switchboard.supervision.sessions import Supervision, is_supervision_channel
+from helpline_pbx.switchboard.waiting_room.room import WaitingRoom
 
 log = structlog.get_logger(__name__)
 

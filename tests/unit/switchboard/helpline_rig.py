@@ -30,9 +30,9 @@ from fake_asterisk import (
 from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine, upgrade
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig

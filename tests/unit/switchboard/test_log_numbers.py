@@ -7,8 +7,8 @@ from fake_asterisk import LINE, caller_args, stasis_start
 from helpline_rig import Helpline
 
 from helpline_pbx.core import ListenerState, Policy
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.logs import REDACTED, Redactor
-from helpline_pbx.roster.lines import Lines
 
 
 async def test_the_logs_keep_the_number_dialled_without_lines_then_the_lines_numbers(

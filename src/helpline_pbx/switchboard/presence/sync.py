@@ -26,13 +26,13 @@ from helpline_pbx.core import (
     PhoneReachability,
 )
 from helpline_pbx.core.routing import Profile
+from helpline_pbx.lines.arrivals import profile_of
+from helpline_pbx.lines.repository import Lines, LineSnapshot
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.protocol import RING_GROUP, app_of_phone, language_of_number, menu_of_number
-from helpline_pbx.roster.lines import Lines, LineSnapshot
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
 from helpline_pbx.roster.states import Presence
-from helpline_pbx.switchboard.arrivals import profile_of
 
 log = structlog.get_logger(__name__)
 

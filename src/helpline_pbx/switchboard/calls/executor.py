@@ -58,7 +58,7 @@ from helpline_pbx.roster.errors import DatabaseUnavailable, RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
 from helpline_pbx.roster.states import Presence, Role
-from helpline_pbx.switchboard.legs import Call, LegBook
+from helpline_pbx.switchboard.calls.legs import Call, LegBook
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
