@@ -1,8 +1,8 @@
 """The roster database: listeners, claims, anonymous call records."""
 
-# Importing the lines' module here puts its tables on the shared metadata (migrations and the schema
+# Importing the lines' tables here puts them on the shared metadata (migrations and the schema
 # test read it). A plain import: the lines import this package, so it may be half imported here.
-import helpline_pbx.lines.repository  # noqa: F401
+import helpline_pbx.lines.tables  # noqa: F401
 from helpline_pbx.roster.database import make_engine, session_factory, upgrade, upgrade_sync
 from helpline_pbx.roster.errors import (
     DatabaseUnavailable,

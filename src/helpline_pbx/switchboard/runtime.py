@@ -42,7 +42,8 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
 from helpline_pbx.lines.arrivals import line_verdict, requirements_of
-from helpline_pbx.lines.repository import Lines, LineSnapshot
+from helpline_pbx.lines.repository import Lines
+from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import (
     CHOICE,
     FEATURE_APP,

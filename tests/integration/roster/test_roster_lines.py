@@ -17,19 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpline_pbx.hours import OpeningHours, TimeRange
 from helpline_pbx.lines import cli as lines_cli
-from helpline_pbx.lines.repository import (
-    UNSET,
-    DuplicateLine,
-    DuplicateNumber,
-    InvalidHours,
-    InvalidLine,
-    LineMessages,
-    LineNotFound,
-    Lines,
-    LineSnapshot,
-    normalize_number,
-    parse_hours,
-)
+from helpline_pbx.lines.errors import DuplicateLine, DuplicateNumber, InvalidHours, InvalidLine, LineNotFound
+from helpline_pbx.lines.repository import Lines
+from helpline_pbx.lines.snapshots import UNSET, LineMessages, LineSnapshot
+from helpline_pbx.lines.validators import normalize_number, parse_hours
 from helpline_pbx.roster.database import alembic_config, make_engine, upgrade
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.tables import Base

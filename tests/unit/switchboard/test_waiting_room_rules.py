@@ -28,7 +28,7 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.estimate import Announcement
 from helpline_pbx.hours import OpeningHours
-from helpline_pbx.lines.repository import LineMessages, LineSnapshot
+from helpline_pbx.lines.snapshots import LineMessages, LineSnapshot
 from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.waiting_room.room import WaitingRoom, announcement_media
 from helpline_pbx.switchboard.workers import Lanes

@@ -27,7 +27,8 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.routing import Profile
 from helpline_pbx.lines.arrivals import profile_of
-from helpline_pbx.lines.repository import Lines, LineSnapshot
+from helpline_pbx.lines.repository import Lines
+from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.phones import listener_objects
 from helpline_pbx.protocol import RING_GROUP, app_of_phone, language_of_number, menu_of_number
 from helpline_pbx.roster.repository import Roster

@@ -57,7 +57,7 @@ from helpline_pbx.core import (
     SendToFallback,
 )
 from helpline_pbx.core.estimate import Announcement, announcement, estimated_wait, heard, overloaded
-from helpline_pbx.lines.repository import LineSnapshot
+from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import LINE_PROMPT, call_lane
 from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.workers import Lanes
