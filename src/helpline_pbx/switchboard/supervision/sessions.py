@@ -47,10 +47,10 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.calls.executor import with_retry
 from helpline_pbx.switchboard.calls.legs import LegBook, readable_token
 from helpline_pbx.switchboard.features import Handler, dialler
 from helpline_pbx.switchboard.inventory import own_channels, read_channels
+from helpline_pbx.switchboard.retry import with_retry
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
