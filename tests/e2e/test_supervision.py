@@ -39,7 +39,7 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions, SupervisionSnapshot
-from helpline_pbx.switchboard.supervision.sessions import is_supervision_channel
+from helpline_pbx.switchboard.supervision.model import is_supervision_channel
 
 # How long the supervisor's phone stays in the call before it hangs up itself.
 HOLD_MS = 6000

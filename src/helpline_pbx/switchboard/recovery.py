@@ -36,7 +36,7 @@ from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.calls.translate import leg_gone
 from helpline_pbx.switchboard.inventory import is_caller, live_among, own_channels, read_channels
 from helpline_pbx.switchboard.presence.sync import RosterSync
-from helpline_pbx.switchboard.supervision.sessions import is_supervision_channel
+from helpline_pbx.switchboard.supervision.model import is_supervision_channel
 
 log = structlog.get_logger(__name__)
 
