@@ -115,7 +115,7 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
             board = Switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
             if redactor is not None:
                 keep = redactor.keep_numbers
-                board.sync.numbers_changed = lambda numbers: keep([*dids, *numbers])
+                board.line_cache.numbers_changed = lambda numbers: keep([*dids, *numbers])
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)

@@ -20,6 +20,7 @@ from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import Channel
 from helpline_pbx.core import CallerArrived, CallResumed, Event
 from helpline_pbx.lines.arrivals import requirements_of
+from helpline_pbx.lines.cache import LineCache
 from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import (
     CHOICE,
@@ -57,6 +58,7 @@ class Recovery:
         roster: Roster,
         book: LegBook,
         executor: Executor,
+        lines: LineCache,
         sync: RosterSync,
         feed: Callable[[Event], None],
     ) -> None:
@@ -68,6 +70,7 @@ class Recovery:
         self._roster = roster
         self._book = book
         self._executor = executor
+        self._lines = lines
         self._sync = sync
         self._feed = feed
 
@@ -163,7 +166,7 @@ class Recovery:
     def _line_of(self, channel: Channel) -> tuple[str, str, LineSnapshot | None]:
         """(line name, label for phones, the line) of a caller found in Asterisk, from the number dialled."""
         number = channel.dialplan.exten if channel.dialplan else "s"
-        snapshot = self._sync.line_by_number.get(number)
+        snapshot = self._lines.line_by_number.get(number)
         if snapshot is None:
             return number, self._line_name, None
         return snapshot.name, snapshot.label, snapshot

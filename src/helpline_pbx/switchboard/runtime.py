@@ -33,8 +33,8 @@ from helpline_pbx.core import (
     Policy,
 )
 from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
+from helpline_pbx.lines.cache import LineCache
 from helpline_pbx.lines.repository import Lines
-from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import (
     StasisRole,
     channel_lane,
@@ -117,8 +117,9 @@ class Switchboard:
             service_grace=config.service_grace,
             debriefs=debriefs,
         )
+        self.line_cache = LineCache(ari=ari, lines=lines)
         self.sync = RosterSync(
-            ari=ari, roster=roster, lines=lines, queue=self.queue, feed=self.feed, app=config.app
+            ari=ari, roster=roster, lines=self.line_cache, queue=self.queue, feed=self.feed, app=config.app
         )
         self._admission = Admission(
             ari=ari,
@@ -127,6 +128,7 @@ class Switchboard:
             fallback_context=config.fallback_context,
             book=self.book,
             executor=self.executor,
+            lines=self.line_cache,
             sync=self.sync,
             callers=callers,
             feed=self.feed,
@@ -140,6 +142,7 @@ class Switchboard:
             roster=roster,
             book=self.book,
             executor=self.executor,
+            lines=self.line_cache,
             sync=self.sync,
             feed=self.feed,
         )
@@ -176,17 +179,11 @@ class Switchboard:
             book=self.book,
             lanes=self.executor.lanes,
             feed=self.feed,
-            line_named=self.line_named,
+            line_named=self.line_cache.line_named,
             rest_after_call=config.policy.rest_after_call,
         )
         self.observers.append(self.waiting_room.on_decision)
         self.ari_observers.append(self.waiting_room.on_event)
-
-    def line_named(self, name: str) -> LineSnapshot | None:
-        """The line a call is on, by the name the core knows it by, or by the number dialled (what a caller
-        re-adopted after a restart is known by); None when no lines are set up."""
-        found = next((line for line in self.sync.line_by_number.values() if line.name == name), None)
-        return found or self.sync.line_by_number.get(name)
 
     @property
     def connections(self) -> int:
@@ -314,7 +311,7 @@ class Switchboard:
             await self.executor.ensure_holding_bridge()
             await self._recovery.claim_numbers()
             # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
-            await self.sync.sync_lines(force=True)
+            await self.line_cache.sync(force=True)
             await self._recovery.reconcile()
             self.sync.forget_phones()
             await self.sync.run(force=True)

@@ -18,6 +18,7 @@ from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.core import CallerArrived, Event
 from helpline_pbx.lines.arrivals import line_verdict, requirements_of
+from helpline_pbx.lines.cache import LineCache
 from helpline_pbx.protocol import LINE_PROMPT, RECORDS_LANE, caller_args, channel_lane
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.errors import RosterError
@@ -38,6 +39,7 @@ class Admission:
         fallback_context: str,
         book: LegBook,
         executor: Executor,
+        lines: LineCache,
         sync: RosterSync,
         callers: Callers | None,
         feed: Callable[[Event], None],
@@ -48,6 +50,7 @@ class Admission:
         self._fallback_context = fallback_context
         self._book = book
         self._executor = executor
+        self._lines = lines
         self._sync = sync
         self._callers = callers
         self._feed = feed
@@ -61,17 +64,17 @@ class Admission:
         if draining:
             lanes.submit(channel_lane(event.channel.id), lambda: self._refuse(event.channel.id))
             return
-        verdict = line_verdict(self._sync.line_by_number, number, datetime.now(UTC))
+        verdict = line_verdict(self._lines.line_by_number, number, datetime.now(UTC))
         if isinstance(verdict, str):
             # Closed, inactive or unknown: a message with alternatives, never silence.
             channel_id = event.channel.id
-            prompt = self._sync.line_by_number[number].messages.closed if verdict == "closed" else ""
+            prompt = self._lines.line_by_number[number].messages.closed if verdict == "closed" else ""
             log.info("caller_turned_away", reason=verdict)
             lanes.submit(channel_lane(channel_id), lambda: self._turn_away(channel_id, verdict, prompt))
             return
         line = verdict.name if verdict else number
         if verdict is None:
-            self._sync.served_number(number)
+            self._lines.served_number(number)
         requirements = requirements_of(verdict, choice, self._sync.listener_by_code)
         label = verdict.label if verdict else self._line_name
         call = self._book.open_call(event.channel.id, line, label)
