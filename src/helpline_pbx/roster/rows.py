@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from helpline_pbx.roster.snapshots import CallRecordData, ListenerEventSnapshot, ListenerSnapshot
-from helpline_pbx.roster.states import ListenerState, Outcome, Presence, Role
+from helpline_pbx.roster.states import ListenerState, Presence, Role, outcome_of
 from helpline_pbx.roster.tables import CallRecord, Listener, ListenerEvent
 from helpline_pbx.roster.validators import aware, valid_call_id
 
@@ -49,10 +49,7 @@ def event_snapshot(row: ListenerEvent) -> ListenerEventSnapshot:
 
 
 def call_record_values(record: CallRecordData) -> dict[str, Any]:
-    try:
-        outcome = Outcome(record.outcome)
-    except ValueError:
-        raise ValueError(f"unknown call outcome {record.outcome!r}") from None
+    outcome = outcome_of(record.outcome)
     valid_call_id(record.call_id)
     for name, text in (("line", record.line), ("instance", record.instance)):
         if not text or len(text) > 64:
@@ -68,7 +65,7 @@ def call_record_values(record: CallRecordData) -> dict[str, Any]:
         "first_offered_at": optional(record.first_offered_at),
         "answered_at": optional(record.answered_at),
         "ended_at": aware(record.ended_at),
-        "outcome": outcome.value,
+        "outcome": outcome,
         "listener_id": record.listener_id,
         "offers": record.offers,
         "wait_seconds": record.wait_seconds,
@@ -84,7 +81,7 @@ def call_record_data(row: CallRecord) -> CallRecordData:
         line=row.line,
         queued_at=row.queued_at,
         ended_at=row.ended_at,
-        outcome=Outcome(row.outcome),
+        outcome=outcome_of(row.outcome),
         instance=row.instance,
         first_offered_at=row.first_offered_at,
         answered_at=row.answered_at,

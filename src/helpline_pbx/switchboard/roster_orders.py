@@ -128,7 +128,7 @@ class RosterOrders:
             line=r.line,
             queued_at=datetime.fromtimestamp(r.queued_at, UTC),
             ended_at=datetime.fromtimestamp(r.ended_at, UTC),
-            outcome=r.outcome,  # type: ignore[arg-type]
+            outcome=r.outcome,
             instance=self._instance,
             first_offered_at=_at(r.first_offered_at),
             answered_at=_at(r.answered_at),
