@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpline_pbx.agi.server import AgiServer
+from helpline_pbx.app import build_switchboard
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
@@ -120,7 +121,7 @@ async def start_service(
         dids=dids,
         agi_url=f"agi://127.0.0.1:{agi.port}/screen",
     )
-    board = Switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
+    board = build_switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
     decisions = Decisions()
     board.observers.append(decisions)
     task = asyncio.create_task(board.run())

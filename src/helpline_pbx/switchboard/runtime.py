@@ -26,7 +26,6 @@ from helpline_pbx.ari.models import (
 )
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream, StreamItem
 from helpline_pbx.core import (
-    CallQueue,
     Command,
     DrainRequested,
     Event,
@@ -34,24 +33,19 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.supervision import DEFAULT_POLICY, SupervisionPolicy
 from helpline_pbx.lines.cache import LineCache
-from helpline_pbx.lines.repository import Lines
 from helpline_pbx.protocol import (
     StasisRole,
     channel_lane,
 )
-from helpline_pbx.roster.callers import Callers
-from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
-from helpline_pbx.roster.repository import Roster
-from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.settings import default_of
 from helpline_pbx.switchboard.calls.admission import Admission
 from helpline_pbx.switchboard.calls.executor import Executor
 from helpline_pbx.switchboard.calls.in_call import InCallCodes, help_event
 from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.calls.translate import channel_gone, listener_answered
+from helpline_pbx.switchboard.core_loop import CoreLoop
 from helpline_pbx.switchboard.features import Features
-from helpline_pbx.switchboard.presence.codes import PresenceCodes
 from helpline_pbx.switchboard.presence.sync import RosterSync
 from helpline_pbx.switchboard.recovery import Recovery
 from helpline_pbx.switchboard.supervision.sessions import Supervision
@@ -83,69 +77,46 @@ class SwitchboardConfig:
     supervision: SupervisionPolicy = DEFAULT_POLICY
 
 
+@dataclass(frozen=True, slots=True)
+class SwitchboardParts:
+    """What the switchboard drives, each made once (app.build_switchboard)."""
+
+    core: CoreLoop
+    book: LegBook
+    executor: Executor
+    line_cache: LineCache
+    sync: RosterSync
+    features: Features
+    admission: Admission
+    recovery: Recovery
+    supervision: Supervision
+    waiting_room: WaitingRoom
+    # Called with every ARI event, after the switchboard handled it (supervision, waiting room). They run
+    # on the event loop's reader: they must not block (submit work to a lane instead).
+    ari_observers: list[Callable[[StreamItem], None]]
+
+
 class Switchboard:
     def __init__(
-        self,
-        config: SwitchboardConfig,
-        ari: Ari,
-        stream: EventStream,
-        roster: Roster,
-        callers: Callers | None = None,
-        lines: Lines | None = None,
+        self, config: SwitchboardConfig, ari: Ari, stream: EventStream, parts: SwitchboardParts
     ) -> None:
         self._config = config
         self._ari = ari
         self._stream = stream
-        self._roster = roster
-        self._callers = callers
-        self._lines = lines
-        self._features = Features(ari, roster, callers, config.bar_days)
-        self.queue = CallQueue(config.policy)
-        debriefs = Debriefs(roster.engine)
-        # Presence codes tell the core at once; the roster poll would see them only later.
-        self._features.handlers.update(PresenceCodes(ari, roster, debriefs, self.feed, self.queue).handlers())
-        self.book = LegBook(call_id_prefix=f"{config.app}-")
-        self.executor = Executor(
-            ari=ari,
-            roster=roster,
-            book=self.book,
-            feed=self.feed,
-            app=config.app,
-            instance=config.app,
-            holding_bridge=f"{config.app}-waiting",
-            fallback_context=config.fallback_context,
-            service_grace=config.service_grace,
-            debriefs=debriefs,
-        )
-        self.line_cache = LineCache(ari=ari, lines=lines)
-        self.sync = RosterSync(
-            ari=ari, roster=roster, lines=self.line_cache, queue=self.queue, feed=self.feed, app=config.app
-        )
-        self._admission = Admission(
-            ari=ari,
-            line_name=config.line_name,
-            repeat_hint=config.repeat_hint,
-            fallback_context=config.fallback_context,
-            book=self.book,
-            executor=self.executor,
-            lines=self.line_cache,
-            sync=self.sync,
-            callers=callers,
-            feed=self.feed,
-        )
-        self._recovery = Recovery(
-            ari=ari,
-            app=config.app,
-            line_name=config.line_name,
-            dids=config.dids,
-            agi_url=config.agi_url,
-            roster=roster,
-            book=self.book,
-            executor=self.executor,
-            lines=self.line_cache,
-            sync=self.sync,
-            feed=self.feed,
-        )
+        self._core = parts.core
+        self.queue = parts.core.queue
+        # Called after each decision with the event and the commands it produced (live view, tests).
+        self.observers = parts.core.observers
+        self.book = parts.book
+        self.executor = parts.executor
+        self.line_cache = parts.line_cache
+        self.sync = parts.sync
+        self._features = parts.features
+        self._admission = parts.admission
+        self._recovery = parts.recovery
+        self.supervision = parts.supervision
+        self.waiting_room = parts.waiting_room
+        self.ari_observers = parts.ari_observers
         self._in_call_codes = InCallCodes()
         self._draining = False
         self._stopped = asyncio.Event()
@@ -155,35 +126,7 @@ class Switchboard:
         self.replaced = False
         self._resync_changed = asyncio.Condition()
         self.handled_events = 0
-        # Called after each decision with the event and the commands it produced (live view, tests).
-        self.observers: list[Callable[[Event, list[Command]], None]] = []
-        # Called with every ARI event, after the switchboard handled it (supervision, waiting room). They
-        # run on the event loop's reader: they must not block (submit work to a lane instead).
-        self.ari_observers: list[Callable[[StreamItem], None]] = []
-        self.supervision = Supervision(
-            ari=ari,
-            roster=roster,
-            supervisions=Supervisions(roster.engine),
-            queue=self.queue,
-            book=self.book,
-            lanes=self.executor.lanes,
-            app=config.app,
-            tone=config.supervision_tone,
-            policy=config.supervision,
-        )
-        self._features.handlers.update(self.supervision.handlers())
-        self.ari_observers.append(self.supervision.on_event)
-        self.waiting_room = WaitingRoom(
-            ari=ari,
-            queue=self.queue,
-            book=self.book,
-            lanes=self.executor.lanes,
-            feed=self.feed,
-            line_named=self.line_cache.line_named,
-            rest_after_call=config.policy.rest_after_call,
-        )
-        self.observers.append(self.waiting_room.on_decision)
-        self.ari_observers.append(self.waiting_room.on_event)
+        self.observers.append(self._note_drained)
 
     @property
     def connections(self) -> int:
@@ -198,11 +141,9 @@ class Switchboard:
     # ---- the core ------------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
-        commands = self.queue.handle(event, time.time())
-        for command in commands:
-            self.executor.submit(command)
-        for observer in self.observers:
-            observer(event, commands)
+        self._core.feed(event)
+
+    def _note_drained(self, _event: Event, _commands: list[Command]) -> None:
         if self._draining and self.queue.idle:
             self._drained.set()
 

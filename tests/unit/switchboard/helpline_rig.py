@@ -27,6 +27,7 @@ from fake_asterisk import (
     stasis_start,
 )
 
+from helpline_pbx.app import build_switchboard
 from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
@@ -133,7 +134,7 @@ class Helpline:
             service_grace=60.0,
         )
         events = FakeEvents()
-        board = Switchboard(
+        board = build_switchboard(
             config,
             self.asterisk,
             cast(EventStream, events),
