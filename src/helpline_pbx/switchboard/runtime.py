@@ -219,7 +219,7 @@ class Switchboard:
                 channel_lane(event.channel.id), lambda: self._features.run(event.channel, event.args)
             )
         elif role == StasisRole.SNOOP:
-            pass  # a supervision's snoop channel: supervision.py bridges it (it sees this event too)
+            pass  # a supervision's snoop channel: supervision/sessions.py bridges it (it sees this event too)
         elif role == StasisRole.LISTENER:
             for core_event in listener_answered(event, self.book):
                 self.feed(core_event)
