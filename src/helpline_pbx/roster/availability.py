@@ -13,7 +13,13 @@ from helpline_pbx.roster.rows import listener_snapshot
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import ListenerState, Presence
 from helpline_pbx.roster.tables import CallRecord, Listener, ListenerEvent
-from helpline_pbx.roster.validators import aware, valid_call_id, valid_reason, valid_state
+from helpline_pbx.roster.validators import (
+    aware,
+    valid_call_id,
+    valid_presence,
+    valid_reason,
+    valid_state,
+)
 
 BUSY_STATES = (ListenerState.RINGING, ListenerState.ON_CALL)
 CALL_STATES = frozenset(BUSY_STATES)
@@ -122,11 +128,7 @@ class Availability(Repository):
         The service sees the change at its next roster poll and moves the listener's state; the state
         itself is the service's to write.
         """
-        try:
-            wanted = Presence(presence)
-        except ValueError:
-            allowed = ", ".join(p.value for p in Presence)
-            raise InvalidListener(f"presence {presence!r} is not one of {allowed}") from None
+        wanted = valid_presence(presence)
         reason = valid_reason(reason)
         async with self._transaction() as session:
             listener = await find_listener(session, ref, for_update=True)

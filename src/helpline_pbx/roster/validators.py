@@ -3,14 +3,17 @@
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from helpline_pbx.roster.errors import InvalidListener
-from helpline_pbx.roster.states import ListenerState, Role, words
+from helpline_pbx.roster.states import ListenerState, Presence, Role, words
 from helpline_pbx.roster.tables import CALL_ID_LENGTH, REASON_LENGTH
 from helpline_pbx.timestamps import utc
 
 ENDPOINT_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 PSEUDONYM_MAX_LENGTH = 64
+W = TypeVar("W", bound=StrEnum)
 
 
 def valid_words(values: Iterable[str], what: str) -> list[str]:
@@ -34,20 +37,25 @@ def valid_endpoint(value: str) -> str:
     return value
 
 
-def valid_role(value: Role | str) -> Role:
+def one_of(vocabulary: type[W], value: W | str, what: str) -> W:
+    """The word of a closed vocabulary (role, state, presence) that `value` names."""
     try:
-        return Role(value)
+        return vocabulary(value)
     except ValueError:
-        allowed = ", ".join(role.value for role in Role)
-        raise InvalidListener(f"role {value!r} is not one of {allowed}") from None
+        allowed = ", ".join(word.value for word in vocabulary)
+        raise InvalidListener(f"{what} {value!r} is not one of {allowed}") from None
+
+
+def valid_role(value: Role | str) -> Role:
+    return one_of(Role, value, "role")
 
 
 def valid_state(value: ListenerState | str) -> ListenerState:
-    try:
-        return ListenerState(value)
-    except ValueError:
-        allowed = ", ".join(state.value for state in ListenerState)
-        raise InvalidListener(f"state {value!r} is not one of {allowed}") from None
+    return one_of(ListenerState, value, "state")
+
+
+def valid_presence(value: Presence | str) -> Presence:
+    return one_of(Presence, value, "presence")
 
 
 def valid_call_id(value: str) -> str:

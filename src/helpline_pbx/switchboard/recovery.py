@@ -206,7 +206,7 @@ class Recovery:
         """Re-adopt a talk bridge of ours: caller and listener go on talking; otherwise end what is left."""
         listener_legs = [(c, self._book.parse_listener_channel(c)) for c in members]
         listener = next(((c, p) for c, p in listener_legs if p is not None and p[0] == call_id), None)
-        # A supervisor who joined is no second caller: the call goes on (supervision/sessions.py lets them go).
+        # A supervisor who joined is no second caller: the call goes on (supervision/ lets them go).
         callers = [
             c
             for c in members
