@@ -11,19 +11,33 @@ import structlog
 from helpline_pbx.agi.server import AgiServer
 from helpline_pbx.ami import AmiSession
 from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.auth_log import AuthFailureFile, AuthFailureWatcher
-from helpline_pbx.core import Policy
+from helpline_pbx.core import CallQueue, Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
+from helpline_pbx.lines.cache import LineCache
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.logs import Redactor
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine
-from helpline_pbx.roster.lines import Lines
+from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.supervisions import Supervisions
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.settings import Settings
 from helpline_pbx.state import keep_private, private_folder
-from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+from helpline_pbx.switchboard.calls.admission import Admission
+from helpline_pbx.switchboard.calls.executor import Executor
+from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.core_loop import CoreLoop
+from helpline_pbx.switchboard.features import Features
+from helpline_pbx.switchboard.presence.codes import PresenceCodes
+from helpline_pbx.switchboard.presence.sync import RosterSync
+from helpline_pbx.switchboard.recovery import Recovery
+from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig, SwitchboardParts
+from helpline_pbx.switchboard.supervision.sessions import Supervision
+from helpline_pbx.switchboard.waiting_room.room import WaitingRoom
 from helpline_pbx.tokens import KeyRing
 
 log = structlog.get_logger(__name__)
@@ -56,6 +70,101 @@ def switchboard_config(settings: Settings, agi_url: str | None = None) -> Switch
         dids=settings.did_list(),
         agi_url=agi_url or settings.agi_url(),
     )
+
+
+def build_switchboard(
+    config: SwitchboardConfig,
+    ari: Ari,
+    stream: EventStream,
+    roster: Roster,
+    callers: Callers | None = None,
+    lines: Lines | None = None,
+) -> Switchboard:
+    """The switchboard and every part of the edge, wired here and nowhere else."""
+    core = CoreLoop(CallQueue(config.policy))
+    book = LegBook(call_id_prefix=f"{config.app}-")
+    debriefs = Debriefs(roster.engine)
+    executor = Executor(
+        ari=ari,
+        roster=roster,
+        book=book,
+        feed=core.feed,
+        app=config.app,
+        instance=config.app,
+        holding_bridge=f"{config.app}-waiting",
+        fallback_context=config.fallback_context,
+        service_grace=config.service_grace,
+        debriefs=debriefs,
+    )
+    core.perform = executor.submit
+    line_cache = LineCache(ari=ari, lines=lines)
+    sync = RosterSync(
+        ari=ari, roster=roster, lines=line_cache, queue=core.queue, feed=core.feed, app=config.app
+    )
+    supervision = Supervision(
+        ari=ari,
+        roster=roster,
+        supervisions=Supervisions(roster.engine),
+        queue=core.queue,
+        book=book,
+        lanes=executor.lanes,
+        app=config.app,
+        tone=config.supervision_tone,
+        policy=config.supervision,
+    )
+    waiting_room = WaitingRoom(
+        ari=ari,
+        queue=core.queue,
+        book=book,
+        lanes=executor.lanes,
+        feed=core.feed,
+        line_named=line_cache.line_named,
+        rest_after_call=config.policy.rest_after_call,
+    )
+    core.observers.append(waiting_room.on_decision)
+    features = Features(ari, roster, callers, config.bar_days)
+    # Presence codes tell the core at once; the roster poll would see them only later.
+    features.handlers.update(PresenceCodes(ari, roster, debriefs, core.feed, core.queue).handlers())
+    features.handlers.update(supervision.handlers())
+    admission = Admission(
+        ari=ari,
+        line_name=config.line_name,
+        repeat_hint=config.repeat_hint,
+        fallback_context=config.fallback_context,
+        book=book,
+        executor=executor,
+        lines=line_cache,
+        sync=sync,
+        callers=callers,
+        feed=core.feed,
+    )
+    recovery = Recovery(
+        ari=ari,
+        app=config.app,
+        line_name=config.line_name,
+        dids=config.dids,
+        agi_url=config.agi_url,
+        roster=roster,
+        book=book,
+        executor=executor,
+        lines=line_cache,
+        sync=sync,
+        feed=core.feed,
+    )
+    parts = SwitchboardParts(
+        core=core,
+        book=book,
+        executor=executor,
+        line_cache=line_cache,
+        sync=sync,
+        features=features,
+        admission=admission,
+        recovery=recovery,
+        supervision=supervision,
+        waiting_room=waiting_room,
+        ari_observers=[supervision.on_event, waiting_room.on_event],
+    )
+    return Switchboard(config, ari, stream, parts)
 
 
 def screening_policy(settings: Settings) -> ScreeningPolicy:
@@ -112,10 +221,10 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
         ):
             # The screen's real address (port 0 in settings means any free port).
             config = switchboard_config(settings, f"agi://{agi.host}:{agi.port}/screen")
-            board = Switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
+            board = build_switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
             if redactor is not None:
                 keep = redactor.keep_numbers
-                board.sync.numbers_changed = lambda numbers: keep([*dids, *numbers])
+                board.line_cache.numbers_changed = lambda numbers: keep([*dids, *numbers])
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)

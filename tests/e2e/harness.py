@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpline_pbx.agi.server import AgiServer
+from helpline_pbx.app import build_switchboard
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
@@ -120,7 +121,7 @@ async def start_service(
         dids=dids,
         agi_url=f"agi://127.0.0.1:{agi.port}/screen",
     )
-    board = Switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
+    board = build_switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
     decisions = Decisions()
     board.observers.append(decisions)
     task = asyncio.create_task(board.run())

@@ -23,7 +23,7 @@ import pytest
 from pydantic import BaseModel
 
 from helpline_pbx.ari import AriClient, AriError
-from helpline_pbx.ari.client import ParamValue
+from helpline_pbx.ari.http import ParamValue
 from helpline_pbx.ari.models import EVENT_TYPES, RESOURCE_MODELS
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
 from tests.e2e.keys import keying_caller
 
 from helpline_pbx.ari.client import AriClient
-from helpline_pbx.roster.lines import Lines
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.repository import Roster
 
 

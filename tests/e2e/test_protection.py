@@ -25,8 +25,8 @@ from helpline_pbx.core import (
     SetListenerState,
     ShiftLimit,
 )
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.debriefs import Debriefs
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 
 

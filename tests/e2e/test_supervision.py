@@ -33,13 +33,13 @@ from helpline_pbx.ari.models import (
 )
 from helpline_pbx.ari.stream import StreamItem
 from helpline_pbx.core import ConnectCall, RecordCall
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.protocol import talk_bridge_id
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions, SupervisionSnapshot
-from helpline_pbx.switchboard.supervision import is_supervision_channel
+from helpline_pbx.switchboard.supervision.model import is_supervision_channel
 
 # How long the supervisor's phone stays in the call before it hangs up itself.
 HOLD_MS = 6000

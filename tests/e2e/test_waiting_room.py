@@ -40,7 +40,9 @@ from helpline_pbx.ari.models import (
 )
 from helpline_pbx.ari.stream import StreamItem
 from helpline_pbx.core import CallerArrived, ConnectCall
-from helpline_pbx.roster.lines import LineMessages, LineRow, Lines
+from helpline_pbx.lines.repository import Lines
+from helpline_pbx.lines.snapshots import LineMessages
+from helpline_pbx.lines.tables import LineRow
 from helpline_pbx.roster.repository import Roster
 
 LINE_NAME = "attente"

@@ -14,7 +14,7 @@ import pytest
 from helpline_pbx.roster.database import make_engine, upgrade
 from helpline_pbx.roster.errors import DatabaseUnavailable
 from helpline_pbx.roster.repository import Roster
-from helpline_pbx.switchboard.executor import with_retry
+from helpline_pbx.switchboard.retry import with_retry
 
 
 @pytest.fixture

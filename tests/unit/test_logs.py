@@ -70,7 +70,7 @@ def test_asterisk_channel_ids_inside_paths_are_kept_and_numbers_beside_them_are_
 
 
 def test_generated_ids_never_look_like_phone_numbers() -> None:
-    from helpline_pbx.switchboard.legs import LegBook, readable_token
+    from helpline_pbx.switchboard.calls.legs import LegBook, readable_token
 
     for _ in range(2000):
         token = readable_token()

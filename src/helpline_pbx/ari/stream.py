@@ -24,7 +24,7 @@ import structlog
 from pydantic import SecretStr
 from yarl import URL
 
-from helpline_pbx.ari.client import basic_auth_header
+from helpline_pbx.ari.http import basic_auth_header
 from helpline_pbx.ari.models import Event, EventParseError, parse_event
 
 log = structlog.get_logger(__name__)

@@ -6,22 +6,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-from helpline_pbx.cli import callers, database, debriefs, lines, listeners, service, supervisions
+from helpline_pbx.cli import callers, database, debriefs, listeners, service, supervisions
 from helpline_pbx.cli.common import EXIT_CONFIG, EXIT_FAILED
+from helpline_pbx.lines import cli as lines
 from helpline_pbx.settings import SettingsError
 
 __all__ = ["main"]
 
-# The groups whose commands all run on the roster database, by their first word.
-_GROUPS = {
-    "listeners": listeners.run,
-    "lines": lines.run,
-    "debriefs": debriefs.run,
-    "supervisions": supervisions.run,
-    "callers": callers.run,
-}
+GroupRun = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _groups() -> dict[str, GroupRun]:
+    """The groups whose commands all run on the roster database, by their first word. Built when called:
+    the lines' group lives in its feature's folder and imports cli.common, so it may be half imported
+    while this package is."""
+    return {
+        "listeners": listeners.run,
+        "lines": lines.run,
+        "debriefs": debriefs.run,
+        "supervisions": supervisions.run,
+        "callers": callers.run,
+    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return database.upgrade()
             case "purge":
                 return asyncio.run(database.purge())
-            case group if group in _GROUPS:
-                return asyncio.run(_GROUPS[group](args))
+            case group if group in (groups := _groups()):
+                return asyncio.run(groups[group](args))
     except SettingsError as exc:
         print(f"helpline-pbx: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

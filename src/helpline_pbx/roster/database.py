@@ -10,14 +10,14 @@ import sqlite3
 import stat
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -220,3 +220,23 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
         raise
+
+
+class Repository:
+    """What every part of a repository shares: the engine, and one short transaction per call."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return transaction(self._sessions)
+
+
+def rowcount(result: Result[Any]) -> int:
+    # Only DML reaches here, whose results are cursor results with a row count.
+    return cast(CursorResult[Any], result).rowcount

@@ -3,18 +3,22 @@
 import re
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import cast, get_args
 
-# One vocabulary for the core and the roster: the roster stores the states and roles the core decides on.
-from helpline_pbx.core.commands import ListenerState
+# One vocabulary for the core and the roster: the roster stores the states, roles and outcomes the core
+# decides on.
+from helpline_pbx.core.commands import ListenerState, Outcome
 from helpline_pbx.core.roles import Role
 
 __all__ = [
+    "OUTCOMES",
     "WORD_PATTERN",
     "ListenerState",
     "Outcome",
     "Presence",
     "Role",
     "SupervisionMode",
+    "outcome_of",
     "words",
 ]
 
@@ -40,12 +44,15 @@ def words(values: Iterable[str], what: str) -> list[str]:
     return found
 
 
-class Outcome(StrEnum):
-    SERVED = "served"
-    ABANDONED = "abandoned"
-    FALLBACK = "fallback"
-    # The caller chose to hear the line's alternatives instead of waiting on.
-    ALTERNATIVES = "alternatives"
+# How a call ended, as the core writes it and call_records stores it.
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+
+
+def outcome_of(value: str) -> Outcome:
+    """The outcome `value` names; ValueError for any other word."""
+    if value not in OUTCOMES:
+        raise ValueError(f"unknown call outcome {value!r}")
+    return cast(Outcome, value)
 
 
 class Presence(StrEnum):

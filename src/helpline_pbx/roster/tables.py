@@ -5,15 +5,15 @@ Every timestamp is a timezone-aware UTC datetime in Python. SQLite has no time z
 and gives the zone back on load.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, Integer, MetaData, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from helpline_pbx.roster.states import ListenerState, Outcome, Presence, Role, SupervisionMode
+from helpline_pbx.roster.states import OUTCOMES, ListenerState, Presence, Role, SupervisionMode
 
 # Stable constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -29,8 +29,8 @@ CALL_ID_LENGTH = 128
 REASON_LENGTH = 200
 
 
-def _one_of(column: str, values: type[StrEnum]) -> str:
-    quoted = ", ".join(f"'{value.value}'" for value in values)
+def _one_of(column: str, values: Iterable[str]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
 
 
@@ -111,7 +111,7 @@ class CallRecord(Base):
     """Anonymous statistics of one call: nothing here may identify the caller."""
 
     __tablename__ = "call_records"
-    __table_args__ = (CheckConstraint(_one_of("outcome", Outcome), name="outcome"),)
+    __table_args__ = (CheckConstraint(_one_of("outcome", OUTCOMES), name="outcome"),)
 
     call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True)
     line: Mapped[str] = mapped_column(String(64))

@@ -15,23 +15,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpline_pbx.cli import lines as lines_cli
 from helpline_pbx.hours import OpeningHours, TimeRange
+from helpline_pbx.lines import cli as lines_cli
+from helpline_pbx.lines.errors import DuplicateLine, DuplicateNumber, InvalidHours, InvalidLine, LineNotFound
+from helpline_pbx.lines.repository import Lines
+from helpline_pbx.lines.snapshots import UNSET, LineMessages, LineSnapshot
+from helpline_pbx.lines.validators import normalize_number, parse_hours
 from helpline_pbx.roster.database import alembic_config, make_engine, upgrade
 from helpline_pbx.roster.errors import RosterError
-from helpline_pbx.roster.lines import (
-    UNSET,
-    DuplicateLine,
-    DuplicateNumber,
-    InvalidHours,
-    InvalidLine,
-    LineMessages,
-    LineNotFound,
-    Lines,
-    LineSnapshot,
-    normalize_number,
-    parse_hours,
-)
 from helpline_pbx.roster.tables import Base
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -138,7 +129,7 @@ async def test_list_orders_by_name_and_filters_inactive(lines: Lines) -> None:
 
 async def test_ids_never_look_like_phone_numbers(lines: Lines, monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter(["12345678", "0a123456", "ab12cd34"])
-    monkeypatch.setattr("helpline_pbx.roster.lines.secrets.token_hex", lambda _n: next(draws))
+    monkeypatch.setattr("helpline_pbx.lines.repository.secrets.token_hex", lambda _n: next(draws))
     line = await lines.add("jeunes", label="Écoute Jeunes")
     assert line.id == "ln-ab12cd34"
 

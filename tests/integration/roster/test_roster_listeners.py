@@ -15,7 +15,7 @@ from helpline_pbx.roster.errors import (
 )
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
-from helpline_pbx.roster.states import ListenerState, Outcome, Role
+from helpline_pbx.roster.states import ListenerState, Role
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -164,7 +164,7 @@ async def test_remove_deletes_the_listener_but_records_keep_its_id(roster: Roste
         line="main",
         queued_at=NOW,
         ended_at=NOW + timedelta(minutes=9),
-        outcome=Outcome.SERVED,
+        outcome="served",
         instance="pbx-a",
         listener_id=listener.id,
     )

@@ -27,12 +27,13 @@ from fake_asterisk import (
     stasis_start,
 )
 
+from helpline_pbx.app import build_switchboard
 from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.ari.stream import Connected, Disconnected, EventStream
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.database import make_engine, upgrade
-from helpline_pbx.roster.lines import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
@@ -133,7 +134,7 @@ class Helpline:
             service_grace=60.0,
         )
         events = FakeEvents()
-        board = Switchboard(
+        board = build_switchboard(
             config,
             self.asterisk,
             cast(EventStream, events),

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from helpline_pbx.core.routing import PROFESSIONAL, VOLUNTEER, Profile, rank
 from helpline_pbx.hours import OpeningHours
-from helpline_pbx.roster.lines import LineMessages, LineSnapshot
-from helpline_pbx.switchboard.arrivals import line_verdict, requirements_of
+from helpline_pbx.lines.arrivals import line_verdict, requirements_of
+from helpline_pbx.lines.snapshots import LineMessages, LineSnapshot
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a Monday, noon
 LINE = LineSnapshot(

@@ -7,8 +7,8 @@ from fake_asterisk import LINE, caller_args, stasis_start
 from helpline_rig import Helpline
 
 from helpline_pbx.core import ListenerState, Policy
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.logs import REDACTED, Redactor
-from helpline_pbx.roster.lines import Lines
 
 
 async def test_the_logs_keep_the_number_dialled_without_lines_then_the_lines_numbers(
@@ -18,7 +18,7 @@ async def test_the_logs_keep_the_number_dialled_without_lines_then_the_lines_num
     are, and any other number is redacted again."""
     redactor = Redactor()
     board = await helpline.start()
-    board.sync.numbers_changed = redactor.keep_numbers
+    board.line_cache.numbers_changed = redactor.keep_numbers
     assert redactor.text(f"line {LINE}") == f"line {REDACTED}"
 
     caller = helpline.caller_channel()
@@ -28,7 +28,7 @@ async def test_the_logs_keep_the_number_dialled_without_lines_then_the_lines_num
     assert redactor.text(f"line {LINE}") == f"line {LINE}"
 
     await Lines(helpline.roster.engine).add("jeunes", label="Écoute Jeunes", numbers=["0800111111"])
-    await board.sync.sync_lines(force=True)
+    await board.line_cache.sync(force=True)
     assert redactor.text("line 0800111111") == "line 0800111111"
     assert redactor.text(f"line {LINE}") == f"line {REDACTED}"
 

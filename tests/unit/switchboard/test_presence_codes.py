@@ -33,7 +33,7 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import Presence
 from helpline_pbx.switchboard.features import Handler
-from helpline_pbx.switchboard.presence import PresenceCodes
+from helpline_pbx.switchboard.presence.codes import PresenceCodes
 
 POLICY = Policy(ring_timeout=30.0, rest_after_call=30.0, max_missed_offers=0, shift_limits={})
 T0 = 1_800_000_000.0

@@ -21,7 +21,7 @@ from fake_asterisk import (
 )
 from helpline_rig import Helpline, new_roster
 
-import helpline_pbx.switchboard.supervision as supervision_module
+import helpline_pbx.switchboard.supervision.sessions as supervision_module
 from helpline_pbx.ari.errors import AriServerError
 from helpline_pbx.ari.models import Channel, Playback
 from helpline_pbx.ari.stream import Connected
@@ -31,8 +31,8 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.legs import LegBook
-from helpline_pbx.switchboard.supervision import NO_CALL, REFUSED, Supervision
+from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.supervision.sessions import NO_CALL, REFUSED, Supervision
 from helpline_pbx.switchboard.workers import Lanes
 
 APP = "helpline"

@@ -9,7 +9,7 @@ from helpline_rig import Helpline
 
 from helpline_pbx.ari.stream import Connected, Disconnected
 from helpline_pbx.core import CallerArrived, CallState, OfferCall
-from helpline_pbx.roster.lines import Lines
+from helpline_pbx.lines.repository import Lines
 
 TALKING_CALL = "helpline-a1b2c3d4e5f6"
 LOST_CALL = "helpline-0f0e0d0c0b0a"  # the call a listener was ringing for when the service died

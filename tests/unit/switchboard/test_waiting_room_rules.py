@@ -28,9 +28,10 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.core.estimate import Announcement
 from helpline_pbx.hours import OpeningHours
-from helpline_pbx.roster.lines import LineMessages, LineSnapshot
-from helpline_pbx.switchboard.legs import LegBook
-from helpline_pbx.switchboard.waiting_room import WaitingRoom, announcement_media
+from helpline_pbx.lines.snapshots import LineMessages, LineSnapshot
+from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.waiting_room.prompts import announcement_media
+from helpline_pbx.switchboard.waiting_room.room import WaitingRoom
 from helpline_pbx.switchboard.workers import Lanes
 
 POLICY = Policy(ring_timeout=20, rest_after_call=60, max_missed_offers=0, shift_limits={})

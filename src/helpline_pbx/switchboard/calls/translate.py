@@ -11,7 +11,7 @@ from helpline_pbx.core import (
     OfferFailed,
 )
 from helpline_pbx.core.events import OfferFailure
-from helpline_pbx.switchboard.legs import LegBook
+from helpline_pbx.switchboard.calls.legs import LegBook
 
 # Q.850 causes as Asterisk reports them when a listener's phone did not take the call.
 _BUSY_CAUSES = frozenset({17, 21})  # user busy (486), call rejected (603)

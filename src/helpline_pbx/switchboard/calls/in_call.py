@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from helpline_pbx.core import CallMarkedDifficult, Event, HelpRequested
+
 Action = Literal["professional", "supervisor", "handover", "difficult"]
 
 CODES: dict[str, Action] = {
@@ -38,3 +40,16 @@ class InCallCodes:
         if started is None or now - started > WINDOW:
             return None
         return CODES.get(digit)
+
+
+def help_event(action: Action, call_id: str, listener_id: str) -> Event:
+    """What the core hears of an in-call code keyed by the listener of `call_id`."""
+    match action:
+        case "difficult":
+            return CallMarkedDifficult(listener_id)
+        case "professional":
+            return HelpRequested(call_id, listener_id, "professional")
+        case "supervisor":
+            return HelpRequested(call_id, listener_id, "supervisor")
+        case "handover":
+            return HelpRequested(call_id, listener_id, "professional", handover=True)

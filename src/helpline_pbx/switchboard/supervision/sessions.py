@@ -17,7 +17,6 @@ import asyncio
 import functools
 from collections import OrderedDict
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -39,18 +38,23 @@ from helpline_pbx.protocol import (
     SUPERVISION_LANE,
     StasisRole,
     call_of_talk_bridge,
-    channel_lane,
     talk_bridge_id,
 )
-from helpline_pbx.roster.errors import ListenerNotFound, RosterError
+from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
-from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import SupervisionMode
 from helpline_pbx.roster.supervisions import Supervisions
-from helpline_pbx.switchboard.executor import with_retry
+from helpline_pbx.switchboard.calls.legs import LegBook, readable_token
 from helpline_pbx.switchboard.features import Handler, dialler
 from helpline_pbx.switchboard.inventory import own_channels, read_channels
-from helpline_pbx.switchboard.legs import LegBook, readable_token
+from helpline_pbx.switchboard.retry import with_retry
+from helpline_pbx.switchboard.supervision.lookup import listener_by_code, live_call
+from helpline_pbx.switchboard.supervision.model import (
+    SPY_WHISPER,
+    Interrupted,
+    Session,
+    is_supervision_channel,
+)
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
@@ -62,57 +66,8 @@ REFUSED = "supervision-refused"
 NO_CALL = "supervision-no-call"
 # A snoop channel enters Stasis at once; if it has not within this time, the supervision is given up.
 SNOOP_START_TIMEOUT = 5.0
-# What the snoop hears of the listener's channel and where it speaks: "out" is what the listener's phone is
-# sent, so a whisper "out" reaches the listener and nobody else.
-SPY_WHISPER: dict[SupervisionMode, tuple[str, str]] = {
-    SupervisionMode.LISTEN: ("both", "none"),
-    SupervisionMode.COACH: ("both", "out"),
-}
 TONE = "sound:beep"
 _REMEMBERED_ENDS = 512
-
-
-def is_supervision_channel(channel: Channel) -> bool:
-    """A supervisor's phone in a supervision, or a snoop channel: never a caller, never a listener's leg."""
-    if channel.name.startswith("Snoop/"):
-        return True
-    dialplan = channel.dialplan
-    if dialplan is None or dialplan.app_name != "Stasis" or not dialplan.app_data:
-        return False
-    args = dialplan.app_data.split(",")
-    return len(args) >= 3 and args[1] == "feature" and args[2] in {mode.value for mode in SupervisionMode}
-
-
-class _Interrupted(Exception):
-    """A channel of the supervision ended while it was being set up."""
-
-
-@dataclass(slots=True, eq=False)
-class _Session:
-    token: str
-    mode: SupervisionMode
-    supervisor_id: str
-    listener_id: str
-    call_id: str
-    supervisor_channel: str
-    listener_channel: str
-    record_id: int | None = None
-    bridge_id: str | None = None  # ours (listen, coach); a join uses the call's talk bridge
-    snoop_channel: str | None = None
-    snoop_started: bool = False
-    in_talk: bool = False
-    gone: set[str] = field(default_factory=set)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    closing: bool = False
-    ended: bool = False
-
-    @property
-    def lane(self) -> str:
-        # Feature codes run on the phone's channel lane: a supervision's end waits for its start.
-        return channel_lane(self.supervisor_channel)
-
-    def channels(self) -> list[str]:
-        return [c for c in (self.supervisor_channel, self.listener_channel, self.snoop_channel) if c]
 
 
 class Supervision:
@@ -140,8 +95,8 @@ class Supervision:
         self.tone = tone
         self._policy = policy
         self.bridge_prefix = f"{app}-sup-"
-        self._sessions: dict[str, _Session] = {}
-        self._by_channel: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
+        self._by_channel: dict[str, Session] = {}
         # Channels that ended lately: one that ends while its supervision is being looked up is noticed.
         self._ended: OrderedDict[str, None] = OrderedDict()
 
@@ -167,11 +122,12 @@ class Supervision:
     async def start(self, mode: SupervisionMode, channel: Channel, code: str) -> str | None:
         """Supervise the call of the listener whose short code is `code`; None once it runs (the phone
         stays in Stasis), otherwise the [feature-result] the phone hears."""
-        supervisor = await self._supervisor(channel)
+        # Who dials is known from the authenticated endpoint of the channel, never from what the phone says.
+        supervisor = await dialler(self._roster, channel)
         if supervisor is None or not is_supervisor(supervisor):
             log.info("supervision_refused", mode=mode.value, reason=Verdict.NOT_SUPERVISOR.value)
             return "refused"
-        listener = await self._listener_by_code(code)
+        listener = await listener_by_code(self._roster, code)
         if listener is None:
             log.info("supervision_no_call", mode=mode.value, supervisor_id=supervisor.id)
             return NO_CALL
@@ -185,14 +141,14 @@ class Supervision:
                 reason=verdict.value,
             )
             return "refused" if verdict is Verdict.NOT_SUPERVISOR else REFUSED
-        live = self._live_call(listener.id)
+        live = live_call(self._queue, self._book, listener.id)
         if live is None:
             log.info(
                 "supervision_no_call", mode=mode.value, supervisor_id=supervisor.id, listener_id=listener.id
             )
             return NO_CALL
         call_id, listener_channel = live
-        session = _Session(
+        session = Session(
             token=readable_token(),
             mode=mode,
             supervisor_id=supervisor.id,
@@ -211,7 +167,7 @@ class Supervision:
             # One of them ended while we looked the call up: its event found no session then.
             session.gone.update(c for c in (channel.id, listener_channel) if c in self._ended)
             if session.gone:
-                raise _Interrupted
+                raise Interrupted
             if channel.state != "Up":
                 await self._ari.answer(channel.id)
             if mode is SupervisionMode.JOIN:
@@ -219,7 +175,7 @@ class Supervision:
                 session.in_talk = True
             else:
                 await self._snoop(session)
-        except (AriError, _Interrupted) as exc:
+        except (AriError, Interrupted) as exc:
             log.warning(
                 "supervision_failed",
                 supervision_id=session.record_id,
@@ -246,34 +202,7 @@ class Supervision:
             await self._play_tone(session)
         return None
 
-    async def _supervisor(self, channel: Channel) -> ListenerSnapshot | None:
-        # Who dials is known from the authenticated endpoint of the channel, never from what the phone says.
-        return await dialler(self._roster, channel)
-
-    async def _listener_by_code(self, code: str) -> ListenerSnapshot | None:
-        if not code.isdigit() or len(code) > 6:
-            return None
-        try:
-            found = await self._roster.get_listener(code)
-        except ListenerNotFound:
-            return None
-        if found.code == code:
-            return found
-        # Another listener's id, endpoint or pseudonym looked like this code: look by code alone.
-        return next((x for x in await self._roster.list_listeners() if x.code == code), None)
-
-    def _live_call(self, listener_id: str) -> tuple[str, str] | None:
-        """(call id, listener's channel) of the call the listener is talking on, if any."""
-        view = next((v for v in self._queue.listeners() if v.listener_id == listener_id), None)
-        if view is None or view.call_id is None:
-            return None
-        channel_id = self._book.listener_channel(view.call_id, listener_id)
-        leg = self._book.leg(channel_id) if channel_id is not None else None
-        if channel_id is None or leg is None or not leg.answered or leg.released:
-            return None
-        return view.call_id, channel_id
-
-    async def _snoop(self, session: _Session) -> None:
+    async def _snoop(self, session: Session) -> None:
         bridge_id = session.bridge_id = f"{self.bridge_prefix}{session.token}"
         snoop_id = session.snoop_channel = f"{bridge_id}-snoop"
         self._by_channel[snoop_id] = session
@@ -295,12 +224,12 @@ class Supervision:
                     session.changed.clear()
                     await session.changed.wait()
         except TimeoutError:
-            raise _Interrupted from None
+            raise Interrupted from None
         if session.gone:
-            raise _Interrupted
+            raise Interrupted
         await self._ari.add_channel(bridge_id, snoop_id)
 
-    async def _play_tone(self, session: _Session) -> None:
+    async def _play_tone(self, session: Session) -> None:
         # A join is announced to everyone in the call; listening and coaching to the listener only.
         playback_id = f"{self.bridge_prefix}{session.token}-tone"
         try:
@@ -343,7 +272,7 @@ class Supervision:
             self._lanes.submit(session.lane, lambda: self._end(session, reason))
 
     async def _end(
-        self, session: _Session, reason: str, *, supervisor: Literal["hangup", "keep"] = "hangup"
+        self, session: Session, reason: str, *, supervisor: Literal["hangup", "keep"] = "hangup"
     ) -> None:
         """Undo what the supervision added, and close its audit row. The caller's call is not touched."""
         if session.ended:
@@ -422,12 +351,12 @@ class Supervision:
 
     # ---- helpers ---------------------------------------------------------------------------------------
 
-    def _register(self, session: _Session) -> None:
+    def _register(self, session: Session) -> None:
         self._sessions[session.token] = session
         for channel_id in session.channels():
             self._by_channel[channel_id] = session
 
-    def _unregister(self, session: _Session) -> None:
+    def _unregister(self, session: Session) -> None:
         self._sessions.pop(session.token, None)
         for channel_id in session.channels():
             if self._by_channel.get(channel_id) is session:
@@ -443,4 +372,4 @@ class Supervision:
             log.warning("supervision_cleanup_failed", error=exc.code)
 
 
-__all__ = ["NO_CALL", "REFUSED", "Supervision", "is_supervision_channel"]
+__all__ = ["NO_CALL", "REFUSED", "Supervision"]

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from helpline_pbx.roster.lines import Lines, LineSnapshot
+    from helpline_pbx.lines.repository import Lines
+    from helpline_pbx.lines.snapshots import LineSnapshot
 
 _HOURS_HELP = 'weekly hours, e.g. "mon-fri 09:00-21:00; sat 10:00-18:00; sun closed" or "24/7"'
 
@@ -139,7 +140,7 @@ def _add_waiting_options(parser: argparse.ArgumentParser, *, removable: bool = F
 
 
 def _waiting_changes(args: argparse.Namespace) -> dict[str, object]:
-    from helpline_pbx.roster.lines import UNSET
+    from helpline_pbx.lines.snapshots import UNSET
 
     changes: dict[str, object] = {}
     for key in WAITING_OPTIONS:
@@ -172,7 +173,7 @@ def _add_message_options(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
-        from helpline_pbx.roster.lines import Lines
+        from helpline_pbx.lines.repository import Lines
 
         lines = Lines(engine)
         match args.lines_command:
@@ -193,7 +194,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _add(lines: Lines, args: argparse.Namespace) -> None:
-    from helpline_pbx.roster.lines import LineMessages
+    from helpline_pbx.lines.snapshots import LineMessages
 
     closed: list[tuple[date, DayRanges]] = [(day, ()) for day in _dates(args.closed_on)]
     hours = OpeningHours(parse_weekly(args.hours), (*closed, *_special_hours(args.hours_on)), args.timezone)
@@ -226,7 +227,7 @@ async def _add(lines: Lines, args: argparse.Namespace) -> None:
 
 
 async def _edit(lines: Lines, args: argparse.Namespace) -> None:
-    from helpline_pbx.roster.lines import UNSET, LineMessages, Unset
+    from helpline_pbx.lines.snapshots import UNSET, LineMessages, Unset
 
     # Everything is parsed before the transaction: a typo fails before anything is read or written.
     weekly = None if args.hours is None else parse_weekly(args.hours)

@@ -1,8 +1,8 @@
-"""The roster and the lines, kept in step with Asterisk and the core.
+"""The roster kept in step with Asterisk and the core.
 
-Every poll (and at once after each connect): the lines and their numbers become dialplan globals (menu,
-language); listeners' phones are pushed to Asterisk as PJSIP objects; who is on duty, paused or off (what
-listeners chose from their phones or the CLI) and whose phone is registered become core events.
+Every poll (and at once after each connect): the lines are reloaded if they changed (lines/cache.py);
+listeners' phones are pushed to Asterisk as PJSIP objects; who is on duty, paused or off (what listeners
+chose from their phones or the CLI) and whose phone is registered become core events.
 """
 
 from __future__ import annotations
@@ -26,30 +26,15 @@ from helpline_pbx.core import (
     PhoneReachability,
 )
 from helpline_pbx.core.routing import Profile
+from helpline_pbx.lines.arrivals import profile_of
+from helpline_pbx.lines.cache import LineCache
 from helpline_pbx.phones import listener_objects
-from helpline_pbx.protocol import RING_GROUP, app_of_phone, language_of_number, menu_of_number
-from helpline_pbx.roster.lines import Lines, LineSnapshot
+from helpline_pbx.protocol import RING_GROUP, app_of_phone
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot, RosterVersion
 from helpline_pbx.roster.states import Presence
-from helpline_pbx.switchboard.arrivals import profile_of
 
 log = structlog.get_logger(__name__)
-
-# The languages prompts/ has texts for.
-PROMPT_LANGUAGES = frozenset({"fr", "en"})
-# How many numbers dialled without lines the logs learn to keep (a provider routes a handful to a line).
-MAX_SERVED_NUMBERS = 32
-
-
-def menu_of(line: LineSnapshot | None) -> str:
-    """What the dialplan asks a line's callers first: the trainee's code on a training line, the kind of
-    support (1 to N) when the line offers several, else nothing."""
-    if line is None:
-        return ""
-    if line.practice:
-        return "practice"
-    return str(len(line.support)) if len(line.support) > 1 else ""
 
 
 def busy_in_roster(listener: ListenerSnapshot, now: datetime) -> bool:
@@ -66,7 +51,7 @@ class RosterSync:
         *,
         ari: Ari,
         roster: Roster,
-        lines: Lines | None,
+        lines: LineCache,
         queue: CallQueue,
         feed: Callable[[Event], None],
         app: str,
@@ -77,13 +62,6 @@ class RosterSync:
         self._queue = queue
         self._feed = feed
         self._app = app
-        # Lines by number, refreshed when the lines change; empty means "no lines set up: serve every number".
-        self.line_by_number: dict[str, LineSnapshot] = {}
-        # Told the lines' numbers whenever they change (the logs keep them: they are no caller's).
-        self.numbers_changed: Callable[[frozenset[str]], None] | None = None
-        # Without lines every number dialled reaches the queue: those that did are the line's own.
-        self._served_numbers: set[str] = set()
-        self._lines_version: object = None
         self._roster_version: RosterVersion | None = None
         self._pushed_phones: dict[str, str] = {}  # endpoint -> digest pushed to Asterisk
         self._profiles: dict[str, Profile] = {}  # listener id -> what the core was last told
@@ -108,42 +86,10 @@ class RosterSync:
             log.info("phone_reachability", listener_id=listener_id, reachable=reachable)
             self._feed(PhoneReachability(listener_id, reachable))
 
-    def served_number(self, number: str) -> None:
-        """A number dialled that reached the queue without any line set up: the line's, not a caller's.
-        Bounded, so a trunk sending odd numbers cannot grow it."""
-        if number in self._served_numbers or len(self._served_numbers) >= MAX_SERVED_NUMBERS:
-            return
-        self._served_numbers.add(number)
-        if self.numbers_changed is not None:
-            self.numbers_changed(frozenset(self._served_numbers | set(self.line_by_number)))
-
-    async def sync_lines(self, *, force: bool) -> None:
-        if self._lines is None:
-            return
-        version = await self._lines.version()
-        if force or version != self._lines_version:
-            previous = set(self.line_by_number)
-            self.line_by_number = {
-                number: line for line in await self._lines.list() for number in line.numbers
-            }
-            self._lines_version = version
-            if self.line_by_number:
-                self._served_numbers.clear()
-            if self.numbers_changed is not None:
-                self.numbers_changed(frozenset(self._served_numbers | set(self.line_by_number)))
-            # The dialplan asks a line's callers which kind of support they need when it offers several.
-            for number in previous | set(self.line_by_number):
-                line = self.line_by_number.get(number)
-                await self._ari.set_global_variable(menu_of_number(number), menu_of(line))
-                # Prompts in the line's language, where the line has them (French otherwise).
-                language = line.language if line is not None and line.language in PROMPT_LANGUAGES else ""
-                await self._ari.set_global_variable(language_of_number(number), language)
-            log.info("lines_loaded", lines=len({line.id for line in self.line_by_number.values()}))
-
     async def run(self, *, force: bool) -> None:
         """One pass: lines (when they changed), phones, then who is on duty. force (after a (re)connect,
         when Asterisk forgot) pushes the phones again; the caller forces the lines itself beforehand."""
-        await self.sync_lines(force=False)
+        await self._lines.sync(force=False)
         version = await self._roster.roster_version()
         active = await self._roster.list_listeners(active_only=True)
         if force or version != self._roster_version:

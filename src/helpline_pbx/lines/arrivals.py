@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from helpline_pbx.core.routing import Profile, Requirements, escalated, volunteers_first
-from helpline_pbx.roster.lines import LineSnapshot
+from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 
 

@@ -28,13 +28,13 @@ from helpline_pbx.core.events import (
     ListenerPaused,
     RestExtended,
 )
+from helpline_pbx.lines.arrivals import profile_of
 from helpline_pbx.protocol import NOTICE
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import ListenerNotFound
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import ListenerSnapshot
 from helpline_pbx.roster.states import Presence, Role
-from helpline_pbx.switchboard.arrivals import profile_of
 from helpline_pbx.switchboard.features import Handler, dialler
 
 log = structlog.get_logger(__name__)

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import structlog
 
@@ -31,7 +28,6 @@ from helpline_pbx.core import (
     EndCall,
     Event,
     JoinCall,
-    ListenerState,
     NotifyListener,
     OfferCall,
     OfferFailed,
@@ -46,7 +42,6 @@ from helpline_pbx.core import (
 )
 from helpline_pbx.protocol import (
     HOLDING_ROLE,
-    NOTICE_CODE,
     RECORDS_LANE,
     call_lane,
     listener_lane,
@@ -54,49 +49,17 @@ from helpline_pbx.protocol import (
     talk_bridge_id,
 )
 from helpline_pbx.roster.debriefs import Debriefs
-from helpline_pbx.roster.errors import DatabaseUnavailable, RosterError
+from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
-from helpline_pbx.roster.snapshots import CallRecordData
-from helpline_pbx.roster.states import Presence, Role
-from helpline_pbx.switchboard.legs import Call, LegBook
+from helpline_pbx.switchboard.calls.decision_log import log_decision
+from helpline_pbx.switchboard.calls.legs import Call, LegBook
+from helpline_pbx.switchboard.retry import with_retry
+from helpline_pbx.switchboard.roster_orders import RosterOrders
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
 
 Feed = Callable[[Event], None]
-
-
-T = TypeVar("T")
-
-# Where a phone called to hear a short notice lands (the notice's name is the extension).
-NOTICE_CONTEXT = "listener-notice"
-NOTICE_RING_SECONDS = 30
-
-# A database that is locked or restarting gets this long before a decision's write is given up.
-DB_RETRY_FOR = 30.0
-DB_RETRY_FIRST_DELAY = 0.2
-
-
-async def with_retry(operation: Callable[[], Awaitable[T]], *, retry_for: float = DB_RETRY_FOR) -> T:
-    """Run a roster operation, retrying while the database is unavailable, within a bound.
-
-    Callers keep waiting meanwhile (their lane waits); a write lost for good would leave a listener in a
-    ghost state, so giving up is the last resort, after `retry_for` seconds.
-    """
-    deadline = time.monotonic() + retry_for
-    delay = DB_RETRY_FIRST_DELAY
-    while True:
-        try:
-            return await operation()
-        except DatabaseUnavailable:
-            if time.monotonic() + delay > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def _at(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 class Executor:
@@ -115,27 +78,30 @@ class Executor:
         debriefs: Debriefs | None = None,
     ) -> None:
         self._ari = ari
-        self._debriefs = debriefs
         self._roster = roster
         self._book = book
         self._feed = feed
         self._app = app
-        self._instance = instance
         self._holding = holding_bridge
         self.holding_bridge = holding_bridge
         self._fallback = fallback_context
         self.service_grace = service_grace
         self.lanes = Lanes()
+        self._orders = RosterOrders(
+            ari=ari,
+            roster=roster,
+            debriefs=debriefs,
+            lanes=self.lanes,
+            instance=instance,
+            owner=book.call_id_prefix,
+        )
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._last_offer: dict[str, str] = {}  # listener id -> call id, for the logs
 
     # ---- dispatch -------------------------------------------------------------------------------------
 
-    def _log_decision(self, command: Command) -> None:
-        _log_decision(command, self._last_offer)
-
     def submit(self, command: Command) -> None:
-        self._log_decision(command)
+        log_decision(command, self._last_offer)
         match command:
             case StartTimer(key=key, delay=delay):
                 self._start_timer(key, delay)
@@ -165,16 +131,16 @@ class Executor:
                     lambda: self._to_fallback(command.call_id, command.context or self._fallback),
                 )
             case SetListenerState():
-                self.lanes.submit(listener_lane(command.listener_id), lambda: self._set_state(command))
+                self.lanes.submit(listener_lane(command.listener_id), lambda: self._orders.set_state(command))
             case NotifyListener():
                 self.lanes.submit(
                     notice_lane(command.listener_id),
-                    lambda: self._notify(command.listener_id, command.endpoint, command.notice),
+                    lambda: self._orders.notify(command.listener_id, command.endpoint, command.notice),
                 )
             case RequestDebrief():
-                self.lanes.submit(RECORDS_LANE, lambda: self._request_debrief(command))
+                self.lanes.submit(RECORDS_LANE, lambda: self._orders.request_debrief(command))
             case RecordCall():
-                self.lanes.submit(RECORDS_LANE, lambda: self._record(command))
+                self.lanes.submit(RECORDS_LANE, lambda: self._orders.record(command))
 
     def admit(self, call: Call) -> None:
         """Put a new caller on hold with music, before any offer for the call runs on its lane."""
@@ -363,109 +329,6 @@ class Executor:
 
     # ---- listeners' phones ----------------------------------------------------------------------------
 
-    async def _notify(self, listener_id: str, endpoint: str, notice: str, about: str | None = None) -> None:
-        """Ring the phone; once answered it hears the notice from the dialplan (and the short code of the
-        listener it is about, if any) and hangs up."""
-        try:
-            await self._ari.originate_to_dialplan(
-                f"notice-{listener_id}-{notice}-{int(time.time())}",
-                f"PJSIP/{endpoint}",
-                context=NOTICE_CONTEXT,
-                extension=notice,
-                caller_id='"Écoute" <notice>',
-                timeout=NOTICE_RING_SECONDS,
-                variables={NOTICE_CODE: about} if about else None,
-            )
-        except AriError as exc:
-            log.warning("notice_failed", listener_id=listener_id, notice=notice, error=exc.code)
-            return
-        log.info("listener_notified", listener_id=listener_id, notice=notice)
-
-    async def _request_debrief(self, command: RequestDebrief) -> None:
-        """List the request until a supervisor handles it, and tell the supervisors on duty now."""
-        now = datetime.now(UTC)
-        debriefs = self._debriefs
-        if debriefs is not None:
-            try:
-                await with_retry(lambda: debriefs.request(command.listener_id, command.call_id, now))
-            except RosterError as exc:
-                log.warning("debrief_not_saved", listener_id=command.listener_id, error=exc.code)
-        try:
-            listeners = await with_retry(lambda: self._roster.list_listeners(active_only=True))
-        except RosterError as exc:
-            log.warning("supervisors_not_found", error=exc.code)
-            return
-        supervisors = [
-            x
-            for x in listeners
-            if x.role is Role.SUPERVISOR and x.presence is not Presence.OFF and x.id != command.listener_id
-        ]
-        # The supervisor hears whose request it is by the listener's short code, never a name on the line.
-        code = next((x.code for x in listeners if x.id == command.listener_id), None)
-        log.info("debrief_requested", listener_id=command.listener_id, supervisors=len(supervisors))
-        for supervisor in supervisors:
-            self.lanes.submit(
-                notice_lane(supervisor.id),
-                functools.partial(self._notify, supervisor.id, supervisor.endpoint, "debrief-request", code),
-            )
-
-    # ---- roster ---------------------------------------------------------------------------------------
-
-    async def _set_state(self, command: SetListenerState) -> None:
-        now = datetime.now(UTC)
-        # A listener's idle time starts when their last call ended, which is when their rest begins.
-        idle_since = (
-            now if command.state is ListenerState.RESTING and command.reason == "after_call" else None
-        )
-        try:
-            await with_retry(
-                lambda: self._roster.set_state(
-                    command.listener_id,
-                    command.state.value,
-                    call_id=command.call_id,
-                    until=_at(command.until),
-                    reason=command.reason,
-                    now=now,
-                    idle_since=idle_since,
-                    presence=None if command.presence is None else Presence(command.presence),
-                    owner=self._book.call_id_prefix,
-                )
-            )
-        except RosterError as exc:
-            log.warning("listener_state_not_saved", listener_id=command.listener_id, error=exc.code)
-
-    async def _record(self, command: RecordCall) -> None:
-        r = command.record
-        data = CallRecordData(
-            call_id=r.call_id,
-            line=r.line,
-            queued_at=datetime.fromtimestamp(r.queued_at, UTC),
-            ended_at=datetime.fromtimestamp(r.ended_at, UTC),
-            outcome=r.outcome,  # type: ignore[arg-type]
-            instance=self._instance,
-            first_offered_at=_at(r.first_offered_at),
-            answered_at=_at(r.answered_at),
-            listener_id=r.listener_id,
-            offers=r.offers,
-            wait_seconds=r.wait_seconds,
-            talk_seconds=r.talk_seconds,
-            practice=r.practice,
-        )
-        try:
-            await with_retry(lambda: self._roster.record_call(data))
-        except RosterError as exc:
-            log.warning("call_record_not_saved", call_id=r.call_id, error=exc.code)
-        log.info(
-            "call_ended",
-            call_id=r.call_id,
-            line=r.line,
-            outcome=r.outcome,
-            listener_id=r.listener_id,
-            offers=r.offers,
-            wait_seconds=round(r.wait_seconds, 3),
-            talk_seconds=round(r.talk_seconds, 3),
-        )
-
     # ---- small ARI helpers ----------------------------------------------------------------------------
 
     async def _hangup(self, channel_id: str) -> None:
@@ -487,47 +350,3 @@ class Executor:
         except AriNotFound:
             return False
         return True
-
-
-# Why the core rested a listener after an offer, as the log names it.
-_OFFER_OUTCOMES = {
-    "missed_offer": "offer_missed",
-    "declined_offer": "offer_declined",
-    "connect_failed": "offer_not_connected",
-}
-# Why the line pauses a listener on its own.
-_LINE_PAUSES = frozenset({"missed_offers", "shift_limit"})
-
-
-def _log_decision(command: Command, last_offer: dict[str, str]) -> None:
-    """Offers, offers missed or declined, and the line's own pauses: what an ops engineer asks about a
-    listener's phone, by ids only (a call id is the service's own, never a number). `last_offer`: the call
-    last offered to each listener (a rest after an offer names no call)."""
-    match command:
-        case OfferCall():
-            last_offer[command.listener_id] = command.call_id
-            log.info(
-                "call_offered",
-                call_id=command.call_id,
-                listener_id=command.listener_id,
-                ring_timeout=command.ring_timeout,
-                helper=command.helper,
-            )
-        case CancelOffer():
-            log.info("offer_withdrawn", call_id=command.call_id, listener_id=command.listener_id)
-        case SetListenerState(reason=reason) if reason in _OFFER_OUTCOMES:
-            rest = None if command.until is None else round(command.until - time.time(), 1)
-            log.info(
-                _OFFER_OUTCOMES[reason],
-                call_id=last_offer.get(command.listener_id),
-                listener_id=command.listener_id,
-                rest=rest,
-            )
-        case SetListenerState(state=ListenerState.PAUSED, reason=reason) if reason in _LINE_PAUSES:
-            # After missed offers, the call they last missed.
-            missed = last_offer.get(command.listener_id) if reason == "missed_offers" else None
-            log.warning(
-                "listener_paused_by_line", listener_id=command.listener_id, reason=reason, call_id=missed
-            )
-        case _:
-            pass

@@ -31,10 +31,9 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -56,73 +55,28 @@ from helpline_pbx.core import (
     RecordCall,
     SendToFallback,
 )
-from helpline_pbx.core.estimate import Announcement, announcement, estimated_wait, heard, overloaded
+from helpline_pbx.core.estimate import announcement, heard
+from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import LINE_PROMPT, call_lane
-from helpline_pbx.roster.lines import LineSnapshot
-from helpline_pbx.switchboard.legs import LegBook
+from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.waiting_room.estimates import WaitEstimates
+from helpline_pbx.switchboard.waiting_room.prompts import (
+    ALTERNATIVES_DIGIT,
+    KEEP_DIGIT,
+    KEEP_OR_ALTERNATIVES,
+    Prompt,
+    Waiter,
+    announcement_media,
+    sound,
+)
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
 
-Prompt = Literal["overloaded", "announce", "choice"]
-
-# Sounds of our own, under helpline/ (prompts/<language>/<name>.txt); numbers are Asterisk's own.
-NEXT_IN_LINE = "next-in-line"
-POSITION = "position"
-WAIT_UNDER_A_MINUTE = "wait-under-a-minute"
-WAIT_ONE_MINUTE = "wait-one-minute"
-WAIT_ABOUT = "wait-about"
-MINUTES = "minutes"
-KEEP_OR_ALTERNATIVES = "keep-or-alternatives"
-KEEP_DIGIT = "1"
-ALTERNATIVES_DIGIT = "2"
-# The dialplan's [helpline-alternatives] plays this channel variable's prompt (the line's own message).
-# How many recent served calls the estimate averages.
-RECENT_CALLS = 20
 # A playback whose end we never heard of (events lost while the socket was down) is presumed over after
 # this long: our longest prompt, the overloaded message with the alternatives, lasts well under a minute.
 PLAYBACK_PRESUMED_OVER = 180.0
 _REMEMBERED_PLAYBACKS = 1024
-
-
-def sound(name: str) -> str:
-    return f"sound:helpline/{name}"
-
-
-def announcement_media(said: Announcement) -> list[str]:
-    """What to play for an announcement: the place ("your call is next" for the first), then the figure."""
-    media = [sound(NEXT_IN_LINE)] if said.position == 1 else [sound(POSITION), f"number:{said.position}"]
-    if said.minutes == 0:
-        media.append(sound(WAIT_UNDER_A_MINUTE))
-    elif said.minutes == 1:
-        # "number:1" would say "un", and "un minutes" is wrong: one minute has a prompt of its own.
-        media.append(sound(WAIT_ONE_MINUTE))
-    elif said.minutes is not None:
-        media += [sound(WAIT_ABOUT), f"number:{said.minutes}", sound(MINUTES)]
-    return media
-
-
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    call_id: str
-    channel_id: str
-    line: LineSnapshot
-    # Prompts due, in the order they came due; each kind at most once.
-    pending: list[Prompt] = field(default_factory=list)
-    # Our playback on the caller's channel, from the moment we decide to play it until it ends.
-    playing: str | None = None
-    playing_kind: Prompt | None = None
-    playing_since: float = 0.0
-    # Connected, gone or handed to the alternatives: nothing may play any more.
-    hushed: bool = False
-    # The playback cut short because a listener's phone started ringing for the caller.
-    interrupted: str | None = None
-    # The keep-or-alternatives choice has been offered: 2 now means alternatives.
-    choice_open: bool = False
-    last: Announcement | None = None
-    prompts: int = 0
-    announce_timer: asyncio.TimerHandle | None = None
-    choice_timer: asyncio.TimerHandle | None = None
 
 
 class WaitingRoom:
@@ -145,13 +99,10 @@ class WaitingRoom:
         self._lanes = lanes
         self._feed = feed
         self._line_named = line_named
-        self._rest_after_call = rest_after_call
-        self._waiters: dict[str, _Waiter] = {}
+        self._estimates = WaitEstimates(queue, rest_after_call)
+        self._waiters: dict[str, Waiter] = {}
         # Our playbacks not known to be over, id -> call id: one starting for a caller who left is stopped.
         self._playbacks: OrderedDict[str, str] = OrderedDict()
-        # Talk times of recent served calls (not practice ones), for the estimate. Lost on restart: until
-        # three calls have been served again, callers hear their place without a figure.
-        self._talks: deque[float] = deque(maxlen=RECENT_CALLS)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- what the core decided -------------------------------------------------------------------------
@@ -164,8 +115,7 @@ class WaitingRoom:
                 case ConnectCall() | EndCall() | SendToFallback():
                     self._leave(command.call_id)
                 case RecordCall(record=record):
-                    if record.outcome == "served" and record.talk_seconds > 0 and not record.practice:
-                        self._talks.append(record.talk_seconds)
+                    self._estimates.served(record)
                     self._leave(record.call_id)
                 case _:
                     pass
@@ -192,9 +142,13 @@ class WaitingRoom:
             line.announce_every is None and line.choice_after is None and line.max_wait is None
         ):
             return
-        waiter = _Waiter(call_id, call.caller_channel, line)
+        waiter = Waiter(call_id, call.caller_channel, line)
         self._waiters[call_id] = waiter
-        if fresh and view.state is CallState.WAITING and self._overloaded(waiter):
+        if (
+            fresh
+            and view.state is CallState.WAITING
+            and self._estimates.overloaded(waiter.line, waiter.call_id)
+        ):
             log.info("caller_told_overloaded", call_id=call_id, line=line.name)
             waiter.pending.append("overloaded")
         elif fresh and line.announce_every is not None:
@@ -228,7 +182,7 @@ class WaitingRoom:
             waiter.pending.insert(0, "choice")
         self._spawn(self._stop(waiter.playing))
 
-    def _hush(self, waiter: _Waiter) -> None:
+    def _hush(self, waiter: Waiter) -> None:
         waiter.hushed = True
         waiter.pending.clear()
         for timer in (waiter.announce_timer, waiter.choice_timer):
@@ -275,7 +229,7 @@ class WaitingRoom:
             if waiter.playing is not None and waiter.playing_kind == "choice":
                 self._spawn(self._stop(waiter.playing))
 
-    def _choose_alternatives(self, waiter: _Waiter) -> None:
+    def _choose_alternatives(self, waiter: Waiter) -> None:
         log.info("caller_chose_alternatives", call_id=waiter.call_id, line=waiter.line.name)
         self._leave(waiter.call_id)
         # On the call's lane ahead of the hand-over the core is about to order: the dialplan reads it there.
@@ -287,22 +241,22 @@ class WaitingRoom:
 
     # ---- prompts ---------------------------------------------------------------------------------------
 
-    def _choice_due(self, waiter: _Waiter) -> None:
+    def _choice_due(self, waiter: Waiter) -> None:
         waiter.choice_timer = None
         self._due(waiter, "choice")
 
-    def _announcement_due(self, waiter: _Waiter) -> None:
+    def _announcement_due(self, waiter: Waiter) -> None:
         waiter.announce_timer = None
         self._due(waiter, "announce")
 
-    def _due(self, waiter: _Waiter, kind: Prompt) -> None:
+    def _due(self, waiter: Waiter, kind: Prompt) -> None:
         if waiter.hushed or self._waiters.get(waiter.call_id) is not waiter:
             return
         if kind not in waiter.pending:
             waiter.pending.append(kind)
         self._pump(waiter, self._state(waiter.call_id))
 
-    def _schedule_announcement(self, waiter: _Waiter) -> None:
+    def _schedule_announcement(self, waiter: Waiter) -> None:
         every = waiter.line.announce_every
         if (
             every is None
@@ -320,7 +274,7 @@ class WaitingRoom:
         for waiter in list(self._waiters.values()):
             self._pump(waiter, states.get(waiter.call_id))
 
-    def _pump(self, waiter: _Waiter, state: CallState | None) -> None:
+    def _pump(self, waiter: Waiter, state: CallState | None) -> None:
         """Start the next prompt due, if the caller waits and hears none of ours."""
         if waiter.hushed or not waiter.pending:
             return
@@ -340,21 +294,23 @@ class WaitingRoom:
             if kind == "announce":
                 self._schedule_announcement(waiter)
 
-    def _media(self, waiter: _Waiter, kind: Prompt) -> list[str] | None:
+    def _media(self, waiter: Waiter, kind: Prompt) -> list[str] | None:
         messages = waiter.line.messages
         if kind == "overloaded":
             return [sound(messages.overloaded), sound(messages.alternatives)]
         if kind == "choice":
             return [sound(KEEP_OR_ALTERNATIVES)]
-        position = self._position(waiter.call_id)
-        said = announcement(position, self._estimate(waiter, position), last=waiter.last)
+        position = self._estimates.position(waiter.call_id)
+        said = announcement(
+            position, self._estimates.estimate(waiter.line, waiter.call_id, position), last=waiter.last
+        )
         if said is None:
             return None
         waiter.last = heard(waiter.last, said)
         log.info("caller_told_position", call_id=waiter.call_id, position=said.position, minutes=said.minutes)
         return announcement_media(said)
 
-    def _play(self, waiter: _Waiter, kind: Prompt, media: list[str]) -> None:
+    def _play(self, waiter: Waiter, kind: Prompt, media: list[str]) -> None:
         waiter.prompts += 1
         playback_id = f"{waiter.call_id}-prompt-{waiter.prompts}"
         waiter.playing, waiter.playing_kind, waiter.playing_since = playback_id, kind, time.monotonic()
@@ -368,7 +324,7 @@ class WaitingRoom:
             call_lane(waiter.call_id), functools.partial(self._start, waiter, playback_id, media)
         )
 
-    async def _start(self, waiter: _Waiter, playback_id: str, media: list[str]) -> None:
+    async def _start(self, waiter: Waiter, playback_id: str, media: list[str]) -> None:
         if waiter.hushed or waiter.playing != playback_id:
             return  # connected or gone while this waited on the lane: it never plays
         if waiter.interrupted == playback_id:
@@ -386,7 +342,7 @@ class WaitingRoom:
         if waiter.hushed or waiter.interrupted == playback_id:
             await self._stop(playback_id)  # hushed or offered while the request was on its way
 
-    def _finished(self, waiter: _Waiter, playback_id: str) -> None:
+    def _finished(self, waiter: Waiter, playback_id: str) -> None:
         if waiter.playing != playback_id:
             return
         kind = waiter.playing_kind
@@ -414,33 +370,8 @@ class WaitingRoom:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- the queue, as the estimate needs it ------------------------------------------------------------
-
     def _state(self, call_id: str) -> CallState | None:
         return next((v.state for v in self._queue.calls() if v.call_id == call_id), None)
-
-    def _position(self, call_id: str) -> int | None:
-        return self._queue.position(call_id)
-
-    def _on_duty(self, call_id: str) -> int:
-        return self._queue.on_duty(call_id)
-
-    def _estimate(self, waiter: _Waiter, position: int | None) -> float | None:
-        if position is None:
-            return None
-        rest = waiter.line.rest_after_call
-        return estimated_wait(
-            position,
-            self._on_duty(waiter.call_id),
-            self._talks,
-            rest_seconds=self._rest_after_call if rest is None else float(rest),
-        )
-
-    def _overloaded(self, waiter: _Waiter) -> bool:
-        position = self._position(waiter.call_id) or 1
-        return overloaded(
-            waiter.line.max_wait, self._estimate(waiter, position), self._on_duty(waiter.call_id)
-        )
 
     # ---- for tests and shutdown ------------------------------------------------------------------------
 

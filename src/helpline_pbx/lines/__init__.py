@@ -1,0 +1,1 @@
+"""Listening lines: their tables, repository, cache, arrival rules and command group."""

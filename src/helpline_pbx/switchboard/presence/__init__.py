@@ -1,0 +1,1 @@
+"""Presence at the edge: the listeners' feature codes and the roster kept in step with the core."""

@@ -1,0 +1,1 @@
+"""Supervision at the edge: listen, coach and join sessions on snoop channels."""
