@@ -9,6 +9,15 @@ from helpline_pbx.core.events import TimerKey
 Outcome = Literal["served", "abandoned", "fallback", "alternatives"]
 
 
+class Presence(StrEnum):
+    """What the listener (or the line, for them) chose: on duty, off duty, or paused. The roster stores
+    the same values."""
+
+    OFF = "off"
+    ON = "on"
+    PAUSED = "paused"
+
+
 class ListenerState(StrEnum):
     """The listener's state as the queue sees it; the roster stores the same values."""
 
@@ -130,9 +139,9 @@ class SetListenerState:
     call_id: str | None
     until: float | None
     reason: str | None
-    # "on", "off" or "paused" when the core changes the listener's presence itself (paused after missed
-    # offers, a shift break and its end); None leaves it.
-    presence: str | None = None
+    # Set when the core changes the listener's presence itself (paused after missed offers, a shift break
+    # and its end); None leaves it.
+    presence: Presence | None = None
 
 
 @dataclass(frozen=True, slots=True)

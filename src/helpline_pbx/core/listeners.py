@@ -8,6 +8,7 @@ from helpline_pbx.core.commands import (
     Command,
     ListenerState,
     NotifyListener,
+    Presence,
     RequestDebrief,
     SetListenerState,
     StartTimer,
@@ -45,7 +46,7 @@ class Listeners:
         until: float | None = None,
         timer: TimerKey | None = None,
         reason: str | None = None,
-        presence: str | None = None,
+        presence: Presence | None = None,
         call_id: str | None = None,
         mirror: bool = True,
     ) -> None:
@@ -219,7 +220,7 @@ class Listeners:
         listener.missed += 1
         if self._policy.max_missed_offers and listener.missed >= self._policy.max_missed_offers:
             listener.paused_reason = MISSED_OFFERS
-            self.enter(listener, ListenerState.PAUSED, out, reason=MISSED_OFFERS, presence="paused")
+            self.enter(listener, ListenerState.PAUSED, out, reason=MISSED_OFFERS, presence=Presence.PAUSED)
             return
         self._rest(listener, call_id, self._policy.missed_offer_delay, "missed_offer", now, out)
 
@@ -268,7 +269,7 @@ class Listeners:
         out.append(StartTimer(key, delay))
 
     def settle_next(
-        self, listener: Listener, now: float, out: list[Command], presence: str | None = None
+        self, listener: Listener, now: float, out: list[Command], presence: Presence | None = None
     ) -> None:
         """Where a listener goes once free (after a call, a rest, a break, or on coming on duty)."""
         if not listener.online:
@@ -302,7 +303,7 @@ class Listeners:
             listener.on_duty_since = now
             listener.shift_calls = 0
             self._start_shift_timer(listener, now, out)
-            self.settle_next(listener, now, out, presence="on")
+            self.settle_next(listener, now, out, presence=Presence.ON)
             return
         self.settle_next(listener, now, out)
 
@@ -328,7 +329,13 @@ class Listeners:
         listener.paused_reason = SHIFT_LIMIT
         until = now + self._policy.shift_break
         self.enter(
-            listener, ListenerState.PAUSED, out, until=until, timer=key, reason=SHIFT_LIMIT, presence="paused"
+            listener,
+            ListenerState.PAUSED,
+            out,
+            until=until,
+            timer=key,
+            reason=SHIFT_LIMIT,
+            presence=Presence.PAUSED,
         )
         out.append(StartTimer(key, self._policy.shift_break))
         out.append(NotifyListener(listener.listener_id, listener.endpoint, "shift-limit"))

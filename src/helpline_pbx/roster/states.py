@@ -7,7 +7,7 @@ from typing import cast, get_args
 
 # One vocabulary for the core and the roster: the roster stores the states, roles and outcomes the core
 # decides on.
-from helpline_pbx.core.commands import ListenerState, Outcome
+from helpline_pbx.core.commands import ListenerState, Outcome, Presence
 from helpline_pbx.core.roles import Role
 
 __all__ = [
@@ -53,14 +53,6 @@ def outcome_of(value: str) -> Outcome:
     if value not in OUTCOMES:
         raise ValueError(f"unknown call outcome {value!r}")
     return cast(Outcome, value)
-
-
-class Presence(StrEnum):
-    """What the listener (or the line, for them) chose: on duty, off duty, or paused."""
-
-    OFF = "off"
-    ON = "on"
-    PAUSED = "paused"
 
 
 class SupervisionMode(StrEnum):

@@ -114,7 +114,7 @@ class RosterOrders:
                     reason=command.reason,
                     now=now,
                     idle_since=idle_since,
-                    presence=None if command.presence is None else Presence(command.presence),
+                    presence=command.presence,
                     owner=self._owner,
                 )
             )
