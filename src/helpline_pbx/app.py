@@ -14,6 +14,7 @@ from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.auth_log import AuthFailureFile, AuthFailureWatcher
+from helpline_pbx.caller_memory import CallerMemory
 from helpline_pbx.core import CallQueue, Policy
 from helpline_pbx.housekeeping import retention_of, run_daily
 from helpline_pbx.lines.cache import LineCache
@@ -36,6 +37,7 @@ from helpline_pbx.switchboard.presence.codes import PresenceCodes
 from helpline_pbx.switchboard.presence.sync import RosterSync
 from helpline_pbx.switchboard.recovery import Recovery
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig, SwitchboardParts
+from helpline_pbx.switchboard.scribe import Scribe
 from helpline_pbx.switchboard.supervision.sessions import Supervision
 from helpline_pbx.switchboard.waiting_room.room import WaitingRoom
 from helpline_pbx.tokens import KeyRing
@@ -79,14 +81,18 @@ def build_switchboard(
     roster: Roster,
     callers: Callers | None = None,
     lines: Lines | None = None,
+    scribe: Scribe | None = None,
 ) -> Switchboard:
-    """The switchboard and every part of the edge, wired here and nowhere else."""
+    """The switchboard and every part of the edge, wired here and nowhere else. `scribe` writes the
+    roster behind the calls (one is made when none is given); its owner closes it."""
     core = CoreLoop(CallQueue(config.policy))
     book = LegBook(call_id_prefix=f"{config.app}-")
     debriefs = Debriefs(roster.engine)
+    scribe = scribe or Scribe(roster.engine)
     executor = Executor(
         ari=ari,
         roster=roster,
+        scribe=scribe,
         book=book,
         feed=core.feed,
         app=config.app,
@@ -133,6 +139,7 @@ def build_switchboard(
         fallback_context=config.fallback_context,
         book=book,
         executor=executor,
+        scribe=scribe,
         lines=line_cache,
         sync=sync,
         callers=callers,
@@ -208,7 +215,13 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
         settings.keys_dir, period_days=settings.key_period_days, overlap_days=settings.key_overlap_days
     )
     callers = Callers(engine)
-    screener = Screener(keyring, callers, screening_policy(settings))
+    scribe = Scribe(engine)
+    screening = screening_policy(settings)
+    memory = CallerMemory(callers, scribe, instance=settings.ari_app, keep=screening.longest_window)
+    # The first screens count what the roster holds: loaded before the screen opens.
+    await memory.refresh()
+    remembering = asyncio.create_task(memory.run())
+    screener = Screener(keyring, memory, screening)
     agi = AgiServer(screener.handle, settings.agi_host, settings.agi_port)
     housekeeping = asyncio.create_task(run_daily(engine, keyring, retention_of(settings.retention_days)))
     watcher = auth_failure_watcher(settings, Roster(engine))
@@ -221,7 +234,7 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
         ):
             # The screen's real address (port 0 in settings means any free port).
             config = switchboard_config(settings, f"agi://{agi.host}:{agi.port}/screen")
-            board = build_switchboard(config, ari, stream, Roster(engine), callers, Lines(engine))
+            board = build_switchboard(config, ari, stream, Roster(engine), callers, Lines(engine), scribe)
             if redactor is not None:
                 keep = redactor.keep_numbers
                 board.line_cache.numbers_changed = lambda numbers: keep([*dids, *numbers])
@@ -241,8 +254,12 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
             )
     finally:
         housekeeping.cancel()
+        remembering.cancel()
         if auth_failures is not None:
             auth_failures.cancel()
-        await asyncio.gather(housekeeping, *filter(None, [auth_failures]), return_exceptions=True)
+        await asyncio.gather(
+            housekeeping, remembering, *filter(None, [auth_failures]), return_exceptions=True
+        )
         await agi.close()
+        await scribe.close()
         await engine.dispose()

@@ -3,10 +3,11 @@
 The dialplan asks the service over FastAGI (`AGI(agi://…/screen)`) before anything else happens, then wipes
 the number whatever the answer. From the number we derive a keyed, rotating token (tokens.py), and with it
 decide whether the call may go on: a barred or over-limit caller hears a kind message with alternatives.
-The number itself is never logged, stored or passed on.
+The number itself is never logged, stored or passed on. The bars and counts come from memory
+(caller_memory.py): the caller waits in silence meanwhile, and never on the database.
 
-A screening that cannot be done (the database is down, the key folder unreadable) lets the call through:
-a helpline never refuses a caller because its own bookkeeping failed.
+A screening that cannot be done (the key folder unreadable) lets the call through: a helpline never
+refuses a caller because its own bookkeeping failed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from typing import Literal, Protocol
 
 import structlog
 
+from helpline_pbx.caller_memory import CallerMemory
 from helpline_pbx.protocol import REPEAT, SCREEN, TOKEN
-from helpline_pbx.roster.callers import BarSnapshot, Callers
-from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.tokens import KeyRing, KeyRingError, normalise_e164
 
 log = structlog.get_logger(__name__)
@@ -42,6 +42,11 @@ class ScreeningPolicy:
     repeat_window: timedelta = timedelta(days=30)
     default_country: str = "33"
 
+    @property
+    def longest_window(self) -> timedelta:
+        """How far back anything here counts: what the memory of arrivals must keep."""
+        return max(self.rate_limit_window, self.repeat_window)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -58,9 +63,9 @@ class Verdict:
         }
 
 
-def decide(bar: BarSnapshot | None, recent_arrivals: int, policy: ScreeningPolicy) -> Status:
+def decide(barred: bool, recent_arrivals: int, policy: ScreeningPolicy) -> Status:
     """Pure: a bar wins; then the rate limit (counting this arrival); otherwise the call goes on."""
-    if bar is not None:
+    if barred:
         return "barred"
     if recent_arrivals >= policy.rate_limit_calls:
         return "limited"
@@ -71,16 +76,16 @@ class Screener:
     def __init__(
         self,
         keyring: KeyRing,
-        callers: Callers,
+        memory: CallerMemory,
         policy: ScreeningPolicy = ScreeningPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._keyring = keyring
-        self._callers = callers
+        self._memory = memory
         self._policy = policy
         self._clock = clock
 
-    async def screen(self, raw_number: str) -> Verdict:
+    def screen(self, raw_number: str) -> Verdict:
         number = normalise_e164(raw_number, self._policy.default_country)
         if number is None:
             # Withheld or invalid: no token, so withheld callers never pool into one "person".
@@ -93,15 +98,11 @@ class Screener:
             return Verdict("ok")
         del number
         now = self._clock()
-        try:
-            bar = await self._callers.active_bar(tokens, now)
-            recent = await self._callers.arrivals_since(tokens, now - self._policy.rate_limit_window)
-            status = decide(bar, recent, self._policy)
-            await self._callers.note_arrival(token, now)
-            repeat = await self._callers.arrivals_since(tokens, now - self._policy.repeat_window)
-        except RosterError as exc:
-            log.warning("screening_unavailable", error=exc.code)
-            return Verdict("ok", token)
+        memory = self._memory
+        recent = memory.arrivals_since(tokens, now - self._policy.rate_limit_window)
+        status = decide(memory.barred(tokens, now), recent, self._policy)
+        memory.note_arrival(token, now)
+        repeat = memory.arrivals_since(tokens, now - self._policy.repeat_window)
         if status != "ok":
             log.info("caller_refused", status=status)
         return Verdict(status, token, repeat)
@@ -111,5 +112,5 @@ class Screener:
 
         The number is the dialplan's one argument, the From URI's user: the trunk's caller ID is fixed, so
         ``agi_callerid`` holds no number (and a display name is never read at all)."""
-        verdict = await self.screen(request.env.get("agi_arg_1", ""))
+        verdict = self.screen(request.env.get("agi_arg_1", ""))
         return verdict.channel_variables()

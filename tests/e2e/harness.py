@@ -15,12 +15,14 @@ from helpline_pbx.app import build_switchboard
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.errors import AriNotFound
 from helpline_pbx.ari.stream import EventStream
+from helpline_pbx.caller_memory import CallerMemory
 from helpline_pbx.core import CallRecord, Command, Event, OfferCall, Policy, RecordCall
 from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.runtime import Switchboard, SwitchboardConfig
+from helpline_pbx.switchboard.scribe import Scribe
 from helpline_pbx.tokens import KeyRing
 
 
@@ -104,7 +106,13 @@ async def start_service(
     so no call of one test can ever reach another test's service."""
     stack = contextlib.AsyncExitStack()
     callers = Callers(roster.engine)
-    screener = Screener(KeyRing(keys_dir), callers, screening)
+    scribe = Scribe(roster.engine)
+    stack.push_async_callback(scribe.close)
+    memory = CallerMemory(callers, scribe, instance=app, keep=screening.longest_window)
+    await memory.refresh()
+    remembering = asyncio.create_task(memory.run())
+    stack.callback(remembering.cancel)
+    screener = Screener(KeyRing(keys_dir), memory, screening)
     agi = AgiServer(screener.handle, "127.0.0.1", agi_port)
     await agi.start()
     stack.push_async_callback(agi.close)
@@ -121,7 +129,7 @@ async def start_service(
         dids=dids,
         agi_url=f"agi://127.0.0.1:{agi.port}/screen",
     )
-    board = build_switchboard(config, ari, stream, roster, callers, Lines(roster.engine))
+    board = build_switchboard(config, ari, stream, roster, callers, Lines(roster.engine), scribe)
     decisions = Decisions()
     board.observers.append(decisions)
     task = asyncio.create_task(board.run())

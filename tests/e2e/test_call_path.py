@@ -27,7 +27,7 @@ async def test_caller_hangs_up_first_after_being_bridged(
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
     # The listener's phone received the BYE: the bridge did not outlive the caller.
     await phone.wait_for_message_async(lambda m: m.startswith("BYE "), timeout=5)
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     stored = await roster.call_record(record.call_id)
     assert stored is not None
     assert stored.outcome == "served"

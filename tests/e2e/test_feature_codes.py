@@ -14,7 +14,7 @@ from helpline_pbx.roster.repository import Roster
 async def _served_call_code(svc: RunningService, sipp: Sipp, number: str) -> str:
     caller = sipp.caller("caller", number=number)
     records = await svc.decisions.wait_records(len(svc.decisions.records()) + 1)
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     assert (await caller.wait_async(15)).exit_code == 0
     async with svc.roster.engine.connect() as connection:
         code = (

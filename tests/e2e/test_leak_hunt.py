@@ -609,7 +609,7 @@ async def hunted_call(
         assert (await caller.wait_async(20)).exit_code == 0, "the caller's SIPp reported a failed call"
         if presentation.caller_hangs_up:
             await phone.wait_for_message_async(lambda m: m.startswith("BYE "), timeout=5)
-        await svc.board.executor.lanes.wait_idle()
+        await svc.board.executor.wait_idle()
     except AssertionError:
         # A test's own failure, unless another service took the app away mid-call (said below).
         replaced = any(frame.get("type") == "ApplicationReplaced" for frame in frames.parsed())

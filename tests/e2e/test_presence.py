@@ -177,7 +177,7 @@ async def test_a_difficult_call_calls_the_supervisor_and_stays_listed_until_hand
     assert RequestDebrief(camille.id, record.call_id) in svc.decisions.commands()
     invite = await sup_phone.wait_for_message_async(lambda m: m.startswith("INVITE "), 20)
     assert sup.endpoint in invite.splitlines()[0]
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     debriefs = Debriefs(roster.engine)
     [request] = await debriefs.open()
     assert (request.listener_id, request.call_id) == (camille.id, record.call_id)
@@ -203,7 +203,7 @@ async def test_with_no_supervisor_on_duty_the_phone_says_so_and_resume_says_the_
     [record] = await svc.decisions.wait_records(1, timeout=30)
     await _dial(svc, sipp, camille, "*16", "feature-difficult-noted-no-supervisor")
     await _state(svc, camille, ListenerState.AWAITING_DEBRIEF)
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     [request] = await Debriefs(roster.engine).open()
     assert (request.listener_id, request.call_id) == (camille.id, record.call_id)
 

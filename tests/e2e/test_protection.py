@@ -62,7 +62,7 @@ async def test_a_listener_who_misses_offers_in_a_row_is_paused_and_the_caller_se
         lambda: svc.board.queue.listener_state(absent.id) is ListenerState.PAUSED, 30, "the listener paused"
     )
     assert [o.listener_id for o in svc.decisions.offers()] == [absent.id, absent.id]
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     snapshot = await roster.get_listener(absent.id)
     assert (snapshot.presence.value, snapshot.presence_reason) == ("paused", "missed_offers")
     assert snapshot.state is ListenerState.PAUSED
@@ -159,7 +159,7 @@ async def test_a_shift_limit_brings_a_break_said_on_the_phone(
     invites = [m for m in phone.messages() if m.startswith("INVITE ")]
     assert len(invites) == 2, "the phone never rang with the notice"
     assert "notice" in invites[1]
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     events = await roster.listener_events(camille.id)
     assert any(e.state is ListenerState.PAUSED and e.reason == "shift_limit" for e in events)
     assert (await caller.wait_async(15)).exit_code == 0, caller.errors()
@@ -240,7 +240,7 @@ async def test_a_call_marked_difficult_during_it_brings_a_debrief_request_to_the
         lambda: any(isinstance(c, RequestDebrief) for c in svc.decisions.commands()), 15, "a debrief request"
     )
     assert svc.board.queue.listener_state(camille.id) is ListenerState.AWAITING_DEBRIEF
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     [request] = await Debriefs(roster.engine).open()
     assert request.listener_id == camille.id
     await _until(lambda: any(m.startswith("INVITE ") for m in sup_phone.messages()))
@@ -265,7 +265,7 @@ async def test_practice_calls_reach_trainees_only_and_are_marked_practice(
     assert record.listener_id == trainee.id
     assert record.practice
     assert {o.listener_id for o in svc.decisions.offers() if isinstance(o, OfferCall)} == {trainee.id}
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     stored = await roster.call_record(record.call_id)
     assert stored is not None
     assert stored.practice

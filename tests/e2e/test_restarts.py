@@ -43,7 +43,7 @@ async def test_asterisk_restart_reconnects_resyncs_and_leaves_no_ghost(
     assert record.outcome == "served"
     async with asyncio.timeout(30):
         await svc.board.wait_resynced(2)
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     await caller.stop_async()
     await phone.stop_async()
 
@@ -54,7 +54,7 @@ async def test_asterisk_restart_reconnects_resyncs_and_leaves_no_ghost(
     records = await svc.decisions.wait_records(2, timeout=30)
     assert records[-1].outcome == "served"
     assert (await next_caller.wait_async(15)).exit_code == 0, next_caller.errors()
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     stored = await roster.get_listener(camille.id)
     assert stored.state in (ListenerState.RESTING, ListenerState.AVAILABLE)
     await again.stop_async()
@@ -78,7 +78,7 @@ async def test_postgresql_restart_keeps_callers_waiting_and_leaves_no_ghost(
     [record] = await svc.decisions.wait_records(1, timeout=60)
     assert record.outcome == "served"
     assert (await caller.wait_async(30)).exit_code == 0, caller.errors()
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     stored = await roster.call_record(record.call_id)
     assert stored is not None
     assert stored.outcome == "served"

@@ -36,7 +36,7 @@ async def test_a_barred_caller_hears_the_refusal_and_never_reaches_the_queue(
     await online_phone(svc, sipp, camille, "listener_answer_hangup", pause_ms=300)
     first = sipp.caller("caller", number=NUMBER)
     [record] = await svc.decisions.wait_records(1)
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     assert (await first.wait_async(15)).exit_code == 0
 
     [call] = [c for c in svc.board.book.calls()] or [None]  # the call is forgotten once its legs are gone

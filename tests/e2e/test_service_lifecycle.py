@@ -26,7 +26,7 @@ async def test_listener_changes_reach_asterisk_while_running(
         "listener offline",
     )
     # The account goes in the same roster poll that took the listener offline.
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     with pytest.raises(AriNotFound):
         await svc.ari.get_endpoint("PJSIP", camille.endpoint)
 
@@ -58,7 +58,7 @@ async def test_drain_sends_waiting_callers_to_the_fallback_and_lets_calls_finish
 
     records = await svc.decisions.wait_records(1, timeout=10)
     assert records[0].outcome == "fallback"
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     channel = await svc.ari.get_channel(waiting_channel)
     assert channel.dialplan is not None
     assert channel.dialplan.context == "helpline-fallback"

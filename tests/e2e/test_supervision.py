@@ -114,7 +114,7 @@ async def call_in_progress(svc: RunningService, sipp: Sipp, listener: ListenerSn
     await svc.decisions.wait_for(
         lambda: any(isinstance(c, ConnectCall) for c in svc.decisions.commands()), 20, "the call connected"
     )
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     [connect] = [c for c in svc.decisions.commands() if isinstance(c, ConnectCall)]
     call = svc.board.book.call(connect.call_id)
     listener_channel = svc.board.book.listener_channel(connect.call_id, listener.id)
@@ -249,7 +249,7 @@ async def supervisor_leaves(svc: RunningService, events: AriEvents, phone: Chann
     )
     assert (await mon.wait_async(15)).exit_code == 0, mon.errors()
     assert any(m.startswith("BYE ") for m in mon.sent_messages()), "the phone itself hung up"
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
 
 
 async def test_a_supervisor_listens_silently_to_a_consenting_listener(
@@ -309,7 +309,7 @@ async def test_a_supervisor_coaches_a_trainee_only_the_trainee_hears_them(
     # The supervisor's phone is hung up by the line (it would have stayed 30 s), and everything is undone.
     assert (await mon.wait_async(15)).exit_code == 0, mon.errors()
     assert any(m.startswith("BYE ") for m in mon.messages()), "the line hung up the supervisor's phone"
-    await svc.board.executor.lanes.wait_idle()
+    await svc.board.executor.wait_idle()
     [row] = await rows(roster)
     assert row.ended_at is not None
     assert our_bridges(svc, await svc.ari.list_bridges()) == []
@@ -411,7 +411,7 @@ async def test_a_service_restart_during_a_join_keeps_the_call_and_lets_the_super
 
     assert (await mon.wait_async(15)).exit_code == 0, mon.errors()
     assert any(m.startswith("BYE ") for m in mon.messages()), "the line hung up the supervisor's phone"
-    await again.board.executor.lanes.wait_idle()
+    await again.board.executor.wait_idle()
     talk = await again.ari.get_bridge(talk_id)
     assert set(talk.channels) == {call.caller_channel, call.listener_channel}
     [row] = await rows(roster)

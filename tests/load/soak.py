@@ -543,7 +543,14 @@ async def run_load(plan: LoadPlan, target: AsteriskTarget, workdir: Path) -> Loa
     env = _service_env(plan, target, workdir)
     await _cli_run(env, "db", "upgrade")
     run = secrets.token_hex(2)
-    listeners = list(await asyncio.gather(*(_add_listener(env, n + 1, run) for n in range(plan.listeners))))
+    # A few CLI processes at a time: dozens at once on a busy machine wait out SQLite's busy timeout.
+    gate = asyncio.Semaphore(4)
+
+    async def add(number: int) -> LoadListener:
+        async with gate:
+            return await _add_listener(env, number, run)
+
+    listeners = list(await asyncio.gather(*(add(n + 1) for n in range(plan.listeners))))
     roster = RosterFile(workdir / "roster.db")
     log = ServiceLog(workdir / "service.log")
     t0 = time.monotonic()

@@ -7,13 +7,14 @@ ever given to or stored by anything here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from helpline_pbx.roster import writes
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.errors import CallNotFound, InvalidListener
 from helpline_pbx.roster.tables import REASON_LENGTH, CallerBar, CallerSighting, RecentCall
@@ -33,13 +34,56 @@ def _bar(row: CallerBar) -> BarSnapshot:
     return BarSnapshot(row.id, row.until, row.reason, row.created_by, row.created_at, row.lifted_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    id: int
+    token: str
+    at: datetime
+
+
 class Callers:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
+        # Awaited after a bar is set or lifted here, so what screens from memory sees it before the next
+        # call (other processes' bars are read on a timer).
+        self.bars_changed: list[Callable[[], Awaitable[None]]] = []
 
-    async def note_arrival(self, token: str, now: datetime) -> None:
+    async def note_arrival(self, token: str, now: datetime, instance: str | None = None) -> None:
         async with transaction(self._sessions) as session:
-            session.add(CallerSighting(token=token, at=now))
+            await session.run_sync(writes.note_arrival, token, now, instance)
+
+    async def sightings_after(
+        self, after_id: int, since: datetime, *, other_than: str | None = None
+    ) -> list[Sighting]:
+        """Sightings with an id above `after_id` at or after `since`, oldest first; `other_than` leaves
+        out one instance's own."""
+        query = (
+            select(CallerSighting.id, CallerSighting.token, CallerSighting.at)
+            .where(CallerSighting.id > after_id, CallerSighting.at >= since)
+            .order_by(CallerSighting.id)
+        )
+        if other_than is not None:
+            query = query.where(or_(CallerSighting.instance.is_(None), CallerSighting.instance != other_than))
+        async with transaction(self._sessions) as session:
+            return [Sighting(*row) for row in (await session.execute(query)).all()]
+
+    async def last_sighting_id(self) -> int:
+        async with transaction(self._sessions) as session:
+            return int(await session.scalar(select(func.max(CallerSighting.id))) or 0)
+
+    async def barred_tokens(self, now: datetime) -> dict[str, datetime]:
+        """Each barred token with the end of its longest bar in force."""
+        query = (
+            select(CallerBar.token, func.max(CallerBar.until))
+            .where(CallerBar.until > now, CallerBar.lifted_at.is_(None))
+            .group_by(CallerBar.token)
+        )
+        async with transaction(self._sessions) as session:
+            return {token: until for token, until in (await session.execute(query)).all()}
+
+    async def _bars_changed(self) -> None:
+        for hook in self.bars_changed:
+            await hook()
 
     async def arrivals_since(self, tokens: Iterable[str], since: datetime) -> int:
         async with transaction(self._sessions) as session:
@@ -68,9 +112,7 @@ class Callers:
         self, call_id: str, code: str, line: str, token: str | None, now: datetime
     ) -> None:
         async with transaction(self._sessions) as session:
-            await session.merge(
-                RecentCall(call_id=call_id, code=code, line=line, token=token, started_at=now)
-            )
+            await session.run_sync(writes.remember_call, call_id, code, line, token, now)
 
     async def bar_call(
         self, ref: str, *, until: datetime, reason: str, created_by: str, now: datetime
@@ -98,7 +140,9 @@ class Callers:
             )
             session.add(row)
             await session.flush()
-            return _bar(row)
+            bar = _bar(row)
+        await self._bars_changed()
+        return bar
 
     async def lift_bar(self, bar_id: int, now: datetime) -> bool:
         async with transaction(self._sessions) as session:
@@ -107,7 +151,9 @@ class Callers:
                 .where(CallerBar.id == bar_id, CallerBar.lifted_at.is_(None))
                 .values(lifted_at=now)
             )
-            return bool(getattr(result, "rowcount", 0))
+            lifted = bool(getattr(result, "rowcount", 0))
+        await self._bars_changed()
+        return lifted
 
     async def bars(self, now: datetime, *, include_past: bool = False) -> list[BarSnapshot]:
         async with transaction(self._sessions) as session:

@@ -9,19 +9,20 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
-from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from helpline_pbx.roster.errors import DatabaseUnavailable
@@ -48,7 +49,7 @@ def make_engine(
         if path is not None:
             protect_sqlite_file(path)
         engine = create_async_engine(url, echo=echo)
-        _configure_sqlite(engine, busy_timeout)
+        _configure_sqlite(engine.sync_engine, busy_timeout)
         return engine
     if url.startswith("postgresql"):
         return create_async_engine(
@@ -108,10 +109,10 @@ def _use_wal(cursor: Any, busy_timeout: float) -> None:
         time.sleep(0.02)
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     busy_ms = max(0, round(busy_timeout * 1000))
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # The driver's implicit BEGIN starts transactions only at the first write, so reads
         # escape the transaction; switch it off and begin explicitly below instead.
@@ -122,13 +123,17 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
             # connection may hold, and without it that fails at once with "database is locked".
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             _use_wal(cursor, busy_timeout)
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the service or of
+            # Asterisk loses nothing; a power cut may lose the last commits, never the file's integrity.
+            # Each commit's fsync would otherwise cost more than the call decision it records.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten, not left in free pages (credentials, audit past retention).
             cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes fails at once with "database is locked" instead of waiting busy_timeout.
@@ -220,6 +225,32 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
         raise
+
+
+@contextlib.contextmanager
+def sync_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """transaction() for a synchronous engine (the scribe's thread)."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except _UNAVAILABLE_ERRORS as exc:
+        raise DatabaseUnavailable(f"roster database unavailable: {describe_error(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
+        raise
+
+
+def sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file as `engine`, configured alike, for work done in a
+    thread of its own; None for any other database (or SQLite in memory, which a second engine would
+    not share)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or sqlite_path(url.render_as_string(hide_password=False)) is None:
+        return None
+    sync = create_engine(url.set(drivername="sqlite"))
+    _configure_sqlite(sync, DEFAULT_BUSY_TIMEOUT)
+    return sync
 
 
 class Repository:

@@ -3,10 +3,10 @@
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from helpline_pbx.roster import writes
 from helpline_pbx.roster.database import Repository, rowcount
-from helpline_pbx.roster.rows import call_record_data, call_record_values, event_snapshot
+from helpline_pbx.roster.rows import call_record_data, event_snapshot
 from helpline_pbx.roster.snapshots import CallRecordData, ListenerEventSnapshot
 from helpline_pbx.roster.tables import CallRecord, ListenerEvent
 from helpline_pbx.roster.validators import aware
@@ -32,12 +32,8 @@ class Records(Repository):
 
     async def record_call(self, record: CallRecordData) -> bool:
         """Store a call's statistics once; False when this call id was already recorded."""
-        values = call_record_values(record)
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(CallRecord).values(values).on_conflict_do_nothing()
         async with self._transaction() as session:
-            result = await session.execute(statement)
-            return rowcount(result) == 1
+            return await session.run_sync(writes.record_call, record)
 
     async def call_record(self, call_id: str) -> CallRecordData | None:
         async with self._transaction() as session:

@@ -175,6 +175,8 @@ class CallerSighting(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # The service instance whose screen saw the caller (None: before revision 0009).
+    instance: Mapped[str | None] = mapped_column(String(64))
 
 
 class RecentCall(Base):

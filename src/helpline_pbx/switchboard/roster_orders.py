@@ -1,6 +1,7 @@
 """The core's orders about listeners and records: states written to the roster, call records, debrief
-requests, and the short notices a listener's phone is rung to hear. Each runs on its lane, retried while
-the database is unavailable; a failure is logged, never raised into the event loop."""
+requests, and the short notices a listener's phone is rung to hear. States and records are handed to the
+scribe (scribe.py) in the core's order and written behind; the rest runs on its lane, retried while the
+database is unavailable. A failure is logged, never raised into the event loop."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from helpline_pbx.ari.errors import AriError
 from helpline_pbx.ari.interface import Ari
 from helpline_pbx.core import ListenerState, RecordCall, RequestDebrief, SetListenerState
 from helpline_pbx.protocol import NOTICE_CODE, notice_lane
+from helpline_pbx.roster import writes
 from helpline_pbx.roster.debriefs import Debriefs
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
 from helpline_pbx.roster.states import Presence, Role
 from helpline_pbx.switchboard.retry import with_retry
+from helpline_pbx.switchboard.scribe import Scribe
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
@@ -39,6 +42,7 @@ class RosterOrders:
         *,
         ari: Ari,
         roster: Roster,
+        scribe: Scribe,
         debriefs: Debriefs | None,
         lanes: Lanes,
         instance: str,
@@ -46,6 +50,7 @@ class RosterOrders:
     ) -> None:
         self._ari = ari
         self._roster = roster
+        self._scribe = scribe
         self._debriefs = debriefs
         self.lanes = lanes
         self._instance = instance
@@ -98,30 +103,30 @@ class RosterOrders:
                 functools.partial(self.notify, supervisor.id, supervisor.endpoint, "debrief-request", code),
             )
 
-    async def set_state(self, command: SetListenerState) -> None:
+    def set_state(self, command: SetListenerState) -> None:
         now = datetime.now(UTC)
         # A listener's idle time starts when their last call ended, which is when their rest begins.
         idle_since = (
             now if command.state is ListenerState.RESTING and command.reason == "after_call" else None
         )
-        try:
-            await with_retry(
-                lambda: self._roster.set_state(
-                    command.listener_id,
-                    command.state.value,
-                    call_id=command.call_id,
-                    until=_at(command.until),
-                    reason=command.reason,
-                    now=now,
-                    idle_since=idle_since,
-                    presence=command.presence,
-                    owner=self._owner,
-                )
-            )
-        except RosterError as exc:
-            log.warning("listener_state_not_saved", listener_id=command.listener_id, error=exc.code)
+        self._scribe.write(
+            functools.partial(
+                writes.set_state,
+                listener_id=command.listener_id,
+                state=command.state.value,
+                call_id=command.call_id,
+                until=_at(command.until),
+                reason=command.reason,
+                now=now,
+                idle_since=idle_since,
+                presence=command.presence,
+                owner=self._owner,
+            ),
+            "listener_state_not_saved",
+            listener_id=command.listener_id,
+        )
 
-    async def record(self, command: RecordCall) -> None:
+    def record(self, command: RecordCall) -> None:
         r = command.record
         data = CallRecordData(
             call_id=r.call_id,
@@ -138,10 +143,9 @@ class RosterOrders:
             talk_seconds=r.talk_seconds,
             practice=r.practice,
         )
-        try:
-            await with_retry(lambda: self._roster.record_call(data))
-        except RosterError as exc:
-            log.warning("call_record_not_saved", call_id=r.call_id, error=exc.code)
+        self._scribe.write(
+            functools.partial(writes.record_call, record=data), "call_record_not_saved", call_id=r.call_id
+        )
         log.info(
             "call_ended",
             call_id=r.call_id,

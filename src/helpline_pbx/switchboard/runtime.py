@@ -175,7 +175,7 @@ class Switchboard:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self.executor.cancel_all_timers()
-            await self.executor.lanes.wait_idle()
+            await self.executor.wait_idle()
             await self.executor.lanes.close()
             self._stopped.set()
 

@@ -48,6 +48,10 @@ class Lanes:
         if not self._queues:
             self._idle.set()
 
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
     async def wait_idle(self) -> None:
         await self._idle.wait()
 

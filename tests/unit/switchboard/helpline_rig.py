@@ -159,7 +159,7 @@ class Helpline:
         """Every queued event handled and every lane idle (timers may still be pending)."""
         async with asyncio.timeout(WAIT):
             await self.events.drained()
-            await self.board.executor.lanes.wait_idle()
+            await self.board.executor.wait_idle()
 
     async def stop(self) -> None:
         for _board, events, task in self._boards:

@@ -8,6 +8,7 @@ core hears of them.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,12 +20,13 @@ from helpline_pbx.ari.models import StasisStart
 from helpline_pbx.core import CallerArrived, Event
 from helpline_pbx.lines.arrivals import line_verdict, requirements_of
 from helpline_pbx.lines.cache import LineCache
-from helpline_pbx.protocol import LINE_PROMPT, RECORDS_LANE, caller_args, channel_lane
+from helpline_pbx.protocol import LINE_PROMPT, caller_args, channel_lane
+from helpline_pbx.roster import writes
 from helpline_pbx.roster.callers import Callers
-from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.switchboard.calls.executor import Executor
 from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.presence.sync import RosterSync
+from helpline_pbx.switchboard.scribe import Scribe
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,7 @@ class Admission:
         fallback_context: str,
         book: LegBook,
         executor: Executor,
+        scribe: Scribe,
         lines: LineCache,
         sync: RosterSync,
         callers: Callers | None,
@@ -50,6 +53,7 @@ class Admission:
         self._fallback_context = fallback_context
         self._book = book
         self._executor = executor
+        self._scribe = scribe
         self._lines = lines
         self._sync = sync
         self._callers = callers
@@ -84,15 +88,19 @@ class Admission:
         log.info("caller_arrived", call_id=call.call_id, line=line)
         self._executor.admit(call)
         if self._callers is not None:
-            lanes.submit(RECORDS_LANE, lambda: self._remember(call.call_id, call.code, line, token))
+            self._scribe.write(
+                functools.partial(
+                    writes.remember_call,
+                    call_id=call.call_id,
+                    code=call.code,
+                    line=line,
+                    token=token,
+                    now=datetime.now(UTC),
+                ),
+                "call_code_not_saved",
+                call_id=call.call_id,
+            )
         self._feed(CallerArrived(call_id=call.call_id, line=line, requirements=requirements))
-
-    async def _remember(self, call_id: str, code: str, line: str, token: str | None) -> None:
-        assert self._callers is not None
-        try:
-            await self._callers.remember_call(call_id, code, line, token, datetime.now(UTC))
-        except RosterError as exc:
-            log.warning("call_code_not_saved", call_id=call_id, error=exc.code)
 
     async def _turn_away(self, channel_id: str, verdict: str, prompt: str) -> None:
         with contextlib.suppress(AriNotFound):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -48,13 +49,13 @@ from helpline_pbx.protocol import (
     notice_lane,
     talk_bridge_id,
 )
+from helpline_pbx.roster import writes
 from helpline_pbx.roster.debriefs import Debriefs
-from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.switchboard.calls.decision_log import log_decision
 from helpline_pbx.switchboard.calls.legs import Call, LegBook
-from helpline_pbx.switchboard.retry import with_retry
 from helpline_pbx.switchboard.roster_orders import RosterOrders
+from helpline_pbx.switchboard.scribe import Scribe
 from helpline_pbx.switchboard.workers import Lanes
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,7 @@ class Executor:
         *,
         ari: Ari,
         roster: Roster,
+        scribe: Scribe,
         book: LegBook,
         feed: Feed,
         app: str,
@@ -79,6 +81,7 @@ class Executor:
     ) -> None:
         self._ari = ari
         self._roster = roster
+        self._scribe = scribe
         self._book = book
         self._feed = feed
         self._app = app
@@ -90,6 +93,7 @@ class Executor:
         self._orders = RosterOrders(
             ari=ari,
             roster=roster,
+            scribe=scribe,
             debriefs=debriefs,
             lanes=self.lanes,
             instance=instance,
@@ -112,8 +116,22 @@ class Executor:
             case OfferCall():
                 # Which offer is current is decided here, in the core's order, not when the lanes get
                 # to it: a withdrawn offer must never ring, and a new offer to the same listener must.
+                # The claim, too, is queued now, in order with the listener's state writes.
                 attempt = self._book.start_offer(command.call_id, command.listener_id)
-                self.lanes.submit(listener_lane(command.listener_id), lambda: self._claim(command, attempt))
+                claim = self._scribe.ask(
+                    functools.partial(
+                        writes.claim,
+                        listener_id=command.listener_id,
+                        call_id=command.call_id,
+                        now=datetime.now(UTC),
+                    ),
+                    "claim_failed",
+                    call_id=command.call_id,
+                    listener_id=command.listener_id,
+                )
+                self.lanes.submit(
+                    listener_lane(command.listener_id), lambda: self._claimed(command, attempt, claim)
+                )
             case CancelOffer() | ReleaseListener():
                 self._book.withdraw_offer(command.call_id, command.listener_id)
                 self.lanes.submit(
@@ -131,7 +149,7 @@ class Executor:
                     lambda: self._to_fallback(command.call_id, command.context or self._fallback),
                 )
             case SetListenerState():
-                self.lanes.submit(listener_lane(command.listener_id), lambda: self._orders.set_state(command))
+                self._orders.set_state(command)
             case NotifyListener():
                 self.lanes.submit(
                     notice_lane(command.listener_id),
@@ -140,7 +158,15 @@ class Executor:
             case RequestDebrief():
                 self.lanes.submit(RECORDS_LANE, lambda: self._orders.request_debrief(command))
             case RecordCall():
-                self.lanes.submit(RECORDS_LANE, lambda: self._orders.record(command))
+                self._orders.record(command)
+
+    async def wait_idle(self) -> None:
+        """Until every command so far is carried out and its roster writes are written."""
+        while True:
+            await self.lanes.wait_idle()
+            await self._scribe.wait_idle()
+            if self._scribe.backlog == 0 and self.lanes.idle:
+                return
 
     def admit(self, call: Call) -> None:
         """Put a new caller on hold with music, before any offer for the call runs on its lane."""
@@ -209,15 +235,11 @@ class Executor:
             await self._ari.create_bridge(self._holding, type="holding", name=self._holding)
         await self._ari.start_moh(self._holding)
 
-    async def _claim(self, command: OfferCall, attempt: int) -> None:
+    async def _claimed(self, command: OfferCall, attempt: int, claim: asyncio.Future[bool]) -> None:
         try:
-            claimed = await with_retry(
-                lambda: self._roster.claim(command.listener_id, command.call_id, datetime.now(UTC))
-            )
-        except RosterError as exc:
-            log.warning(
-                "claim_failed", call_id=command.call_id, listener_id=command.listener_id, error=exc.code
-            )
+            claimed = await claim
+        except Exception:
+            # The scribe logged why (claim_failed); the core offers the call elsewhere.
             claimed = False
         if not claimed:
             self._feed(ClaimFailed(call_id=command.call_id, listener_id=command.listener_id))
