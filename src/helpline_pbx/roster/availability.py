@@ -47,7 +47,7 @@ class Availability(Repository):
         instance sharing the roster is left as they are (that instance's claim stands; it frees them).
         """
         async with self._transaction() as session:
-            return await session.run_sync(
+            await session.run_sync(
                 functools.partial(
                     writes.set_state,
                     listener_id=listener_id,
@@ -61,6 +61,9 @@ class Availability(Repository):
                     owner=owner,
                 )
             )
+            listener = await session.get(Listener, listener_id, populate_existing=True)
+            assert listener is not None  # set_state raised ListenerNotFound otherwise
+            return listener_snapshot(listener)
 
     async def set_presence(
         self, ref: str, presence: Presence | str, *, reason: str | None = None, now: datetime
@@ -74,7 +77,11 @@ class Availability(Repository):
         reason = valid_reason(reason)
         async with self._transaction() as session:
             listener = await find_listener(session, ref, for_update=True)
-            writes.apply_presence(listener, wanted, reason, aware(now))
+            changes = writes.presence_values(
+                listener.presence, listener.presence_reason, wanted, reason, aware(now)
+            )
+            for column, value in changes.items():
+                setattr(listener, column, value)
             await session.flush()
             return listener_snapshot(listener)
 

@@ -3,21 +3,23 @@
 One body each, run two ways: by the repositories' async methods through `AsyncSession.run_sync` (one
 transaction per call, as before), and by the scribe (switchboard/scribe.py), many in one transaction in
 one hop to a database thread. The async driver's hop per statement cost the service more than the call
-decision itself; a batch pays it once.
+decision itself; a batch pays it once. SQLAlchemy Core on the session's connection, not the ORM: a state
+change is three statements, and the unit of work around them cost more than the statements.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from helpline_pbx.roster.errors import InvalidListener, ListenerNotFound
-from helpline_pbx.roster.rows import call_record_values, listener_snapshot
-from helpline_pbx.roster.snapshots import CallRecordData, ListenerSnapshot
+from helpline_pbx.roster.rows import call_record_values
+from helpline_pbx.roster.snapshots import CallRecordData
 from helpline_pbx.roster.states import ListenerState, Presence
 from helpline_pbx.roster.tables import (
     CallerSighting,
@@ -53,18 +55,9 @@ def claim(session: Session, listener_id: str, call_id: str, now: datetime) -> bo
         )
         .execution_options(synchronize_session=False)
     )
-    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+    if session.connection().execute(statement).rowcount != 1:
         return False
-    session.add(
-        ListenerEvent(
-            listener_id=listener_id,
-            at=now,
-            state=ListenerState.RINGING.value,
-            reason="claimed",
-            call_id=call_id,
-        )
-    )
-    session.flush()
+    _audit(session, listener_id, now, ListenerState.RINGING.value, "claimed", call_id)
     return True
 
 
@@ -80,7 +73,7 @@ def set_state(
     idle_since: datetime | None = None,
     presence: Presence | None = None,
     owner: str | None = None,
-) -> ListenerSnapshot:
+) -> None:
     """Move a listener to `state` and append the transition to the audit (see Availability.set_state)."""
     new_state = valid_state(state)
     if new_state in CALL_STATES and not call_id:
@@ -91,56 +84,87 @@ def set_state(
         call_id = valid_call_id(call_id)
     reason = valid_reason(reason)
     now = aware(now)
-    listener = session.get(Listener, listener_id, with_for_update=True)
-    if listener is None:
+    row = session.connection().execute(
+        select(
+            Listener.state,
+            Listener.state_reason,
+            Listener.state_call_id,
+            Listener.presence,
+            Listener.presence_reason,
+        )
+        .where(Listener.id == listener_id)
+        .with_for_update()
+    ).first()
+    if row is None:
         raise ListenerNotFound(f"no listener {listener_id!r}")
-    if owner is not None and held_by_another(listener, owner, call_id):
-        return listener_snapshot(listener)
+    if owner is not None and held_by_another(row.state, row.state_call_id, owner, call_id):
+        return
+    values: dict[str, object] = {
+        "state": new_state.value,
+        "state_call_id": call_id,
+        "state_until": None if until is None else aware(until),
+        "state_reason": reason,
+    }
     # "Available since" means since then: the same state and reason written again (the service
     # restarting, reconnecting) is no change.
-    if (listener.state, listener.state_reason) != (new_state.value, reason):
-        listener.state_changed_at = now
-    listener.state = new_state.value
-    listener.state_call_id = call_id
-    listener.state_until = None if until is None else aware(until)
-    listener.state_reason = reason
+    if (row.state, row.state_reason) != (new_state.value, reason):
+        values["state_changed_at"] = now
     if idle_since is not None:
-        listener.idle_since = aware(idle_since)
+        values["idle_since"] = aware(idle_since)
     if presence is not None:
-        apply_presence(listener, presence, reason, now)
-    session.add(
-        ListenerEvent(listener_id=listener_id, at=now, state=new_state.value, reason=reason, call_id=call_id)
-    )
-    session.flush()
-    return listener_snapshot(listener)
+        values.update(presence_values(row.presence, row.presence_reason, presence, reason, now))
+    session.connection().execute(update(Listener).where(Listener.id == listener_id).values(values))
+    _audit(session, listener_id, now, new_state.value, reason, call_id)
 
 
 def record_call(session: Session, record: CallRecordData) -> bool:
     """Store a call's statistics once; False when this call id was already recorded."""
-    values = call_record_values(record)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(CallRecord).values(values).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    result = session.connection().execute(
+        _insert(session, CallRecord).on_conflict_do_nothing(), call_record_values(record)
+    )
+    return bool(result.rowcount == 1)
 
 
 def remember_call(
     session: Session, call_id: str, code: str, line: str, token: str | None, now: datetime
 ) -> None:
-    session.merge(RecentCall(call_id=call_id, code=code, line=line, token=token, started_at=now))
-    session.flush()
+    values = {"call_id": call_id, "code": code, "line": line, "token": token, "started_at": now}
+    statement = _insert(session, RecentCall)
+    statement = statement.on_conflict_do_update(
+        index_elements=[RecentCall.call_id],
+        set_={
+            "code": statement.excluded.code,
+            "line": statement.excluded.line,
+            "token": statement.excluded.token,
+            "started_at": statement.excluded.started_at,
+        },
+    )
+    session.connection().execute(statement, values)
 
 
 def note_arrival(session: Session, token: str, now: datetime, instance: str | None = None) -> None:
-    session.add(CallerSighting(token=token, at=now, instance=instance))
-    session.flush()
+    session.connection().execute(insert(CallerSighting), {"token": token, "at": now, "instance": instance})
 
 
-def held_by_another(listener: Listener, owner: str, call_id: str | None) -> bool:
+def _audit(
+    session: Session, listener_id: str, at: datetime, state: str, reason: str | None, call_id: str | None
+) -> None:
+    session.connection().execute(
+        insert(ListenerEvent),
+        {"listener_id": listener_id, "at": at, "state": state, "reason": reason, "call_id": call_id},
+    )
+
+
+def _insert(session: Session, table: type[CallRecord] | type[RecentCall]) -> Any:
+    # The upsert clauses are each dialect's own.
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def held_by_another(state: str, held: str | None, owner: str, call_id: str | None) -> bool:
     """Ringing or on a call that is not the writer's: another instance claimed them."""
-    held = listener.state_call_id
     return (
-        listener.state in {state.value for state in BUSY_STATES}
+        state in {busy.value for busy in BUSY_STATES}
         and held is not None
         and held != call_id
         and not held.startswith(owner)
@@ -158,12 +182,18 @@ def is_free(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def apply_presence(listener: Listener, presence: Presence, reason: str | None, now: datetime) -> None:
-    # A shift starts at log in, and again after a break (a pause for the shift limit).
-    returning = listener.presence == Presence.OFF.value or listener.presence_reason == "shift_limit"
-    if presence is Presence.ON and listener.presence != Presence.ON.value and returning:
-        listener.shift_started_at = now
+def presence_values(
+    current: str, current_reason: str | None, presence: Presence, reason: str | None, now: datetime
+) -> dict[str, object]:
+    """The columns a presence change writes. A shift starts at log in, and again after a break (a pause
+    for the shift limit)."""
+    values: dict[str, object] = {
+        "presence": presence.value,
+        "presence_reason": None if presence is Presence.ON else reason,
+    }
+    returning = current == Presence.OFF.value or current_reason == "shift_limit"
+    if presence is Presence.ON and current != Presence.ON.value and returning:
+        values["shift_started_at"] = now
     if presence is Presence.OFF:
-        listener.shift_started_at = None
-    listener.presence = presence.value
-    listener.presence_reason = None if presence is Presence.ON else reason
+        values["shift_started_at"] = None
+    return values
