@@ -12,7 +12,10 @@ def _ms(value: float | None) -> str:
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"# Bench {results['measured_at']}{' (smoke)' if results.get('smoke') else ''}", ""]
     machine = results.get("machine", {})
-    lines += [f"{machine.get('cpus')} CPUs, load {machine.get('load_before')} -> {machine.get('load_after')}", ""]
+    lines += [
+        f"{machine.get('cpus')} CPUs, load {machine.get('load_before')} -> {machine.get('load_after')}",
+        "",
+    ]
     if "ring" in results:
         ring = results["ring"]
         lines += [

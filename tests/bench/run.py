@@ -38,7 +38,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--calls", type=int, default=100, help="time-to-ring calls per path")
     parser.add_argument("--warmup", type=int, default=2, help="rounds of calls left out of the ring figures")
-    parser.add_argument("--hold-ms", type=int, default=800, help="how long a ring caller stays after the answer")
+    parser.add_argument(
+        "--hold-ms", type=int, default=800, help="how long a ring caller stays after the answer"
+    )
     parser.add_argument("--rates", type=float, nargs="+", default=[10, 20, 30, 50], help="new callers per s")
     parser.add_argument("--duration", type=float, default=60, help="seconds of arrivals per rate")
     parser.add_argument("--listeners", type=int, default=160, help="listeners answering in the sweep")
@@ -60,7 +62,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     asterisk = BenchAsterisk.prepare() if {"ring", "sweep"} & set(args.sections) else None
     if "ring" in args.sections:
         assert asterisk is not None
-        results["ring"] = await ring.measure(asterisk, workdir / "ring", args.calls, args.hold_ms, args.warmup)
+        results["ring"] = await ring.measure(
+            asterisk, workdir / "ring", args.calls, args.hold_ms, args.warmup
+        )
     if "sweep" in args.sections:
         assert asterisk is not None
         results["sweep"] = {

@@ -97,7 +97,7 @@ async def _add_listeners(url: str, count: int) -> list[LoadListener]:
 async def start_line(asterisk: BenchAsterisk, workdir: Path, listeners: int, lifetime: float) -> Line:
     """The service with `listeners` on duty, each with a registered softphone that answers at once and
     stays in the call until the caller hangs up."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     # No rest between calls and nobody paused or sent on a break: the bench measures the call path.
     plan = LoadPlan(listeners=listeners, ring_timeout=10, rest_after_call=0)
     env = _service_env(plan, _target(asterisk), workdir)
@@ -130,7 +130,9 @@ async def start_line(asterisk: BenchAsterisk, workdir: Path, listeners: int, lif
 async def _ready(line: Line, ari: AriClient) -> None:
     async def connected() -> bool:
         if line.process.returncode is not None:
-            raise RuntimeError(f"the service exited with {line.process.returncode}: {line.log.text()[-2000:]}")
+            raise RuntimeError(
+                f"the service exited with {line.process.returncode}: {line.log.text()[-2000:]}"
+            )
         return line.log.connected()
 
     # A shared machine can be slow to start a Python process: be patient.
@@ -193,7 +195,9 @@ def _all_available(line: Line) -> bool:
 async def wait_all_available(line: Line, timeout: float) -> bool:
     """Whether every listener is available again within `timeout` (the calls of a step are over)."""
     try:
-        await until(lambda: asyncio.to_thread(_all_available, line), timeout, "every listener available", 0.05)
+        await until(
+            lambda: asyncio.to_thread(_all_available, line), timeout, "every listener available", 0.05
+        )
     except TimeoutError:
         return False
     return True
