@@ -16,7 +16,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine.get('cpus')} CPUs, load {machine.get('load_before')} -> {machine.get('load_after')}",
         "",
     ]
-    if "ring" in results:
+    for name in ("ring", "sweep", "core", "waiting"):
+        if isinstance(results.get(name), dict) and "error" in results[name]:
+            lines += [f"## {name}: failed", "", results[name]["error"], ""]
+    if "ring" in results and "paths" in results["ring"]:
         ring = results["ring"]
         lines += [
             f"## Time-to-ring (trunk INVITE sent -> listener INVITE received), {ring['calls_per_path']} calls"
@@ -42,7 +45,7 @@ def markdown(results: dict[str, Any]) -> str:
             ),
             "",
         ]
-    if "sweep" in results:
+    if "sweep" in results and "rates" in results["sweep"]:
         sweep = results["sweep"]
         lines += [
             f"## Capacity ({sweep['listeners']} listeners answering, callers hold {sweep['hold_ms']} ms,"
@@ -60,7 +63,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f" | {row['service_cpu_ms_per_call']:g} | {row['asterisk_cpu_ms_per_call']:g} |"
             )
         lines.append("")
-    if "core" in results:
+    if isinstance(results.get("core"), list):
         lines += [
             "## Core decisions (µs per event)",
             "",

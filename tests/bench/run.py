@@ -17,8 +17,10 @@ import importlib.util
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,33 +56,54 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every section asked for; one that fails says why in its place, and the others still run. The
+    results are written after each section, so a long run that breaks keeps what it measured."""
     results: dict[str, Any] = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "smoke": args.smoke,
         "machine": {"cpus": _cpus(), "python": platform.python_version(), "load_before": _load()},
     }
     asterisk = BenchAsterisk.prepare() if {"ring", "sweep"} & set(args.sections) else None
-    if "ring" in args.sections:
-        assert asterisk is not None
-        results["ring"] = await ring.measure(
-            asterisk, workdir / "ring", args.calls, args.hold_ms, args.warmup
-        )
-    if "sweep" in args.sections:
-        assert asterisk is not None
-        results["sweep"] = {
-            "listeners": args.listeners,
-            "hold_ms": args.sweep_hold_ms,
-            "duration_s": args.duration,
-            "rates": await sweep.measure(
-                asterisk, workdir / "sweep", args.rates, args.duration, args.listeners, args.sweep_hold_ms
-            ),
-        }
-    if "core" in args.sections:
-        results["core"] = _core(args)
-    if "waiting" in args.sections:
-        results["waiting"] = await _waiting(args)
-    results["machine"]["load_after"] = _load()
+    sections: dict[str, Callable[[], Awaitable[Any]]] = {
+        "ring": lambda: ring.measure(
+            _need(asterisk), workdir / "ring", args.calls, args.hold_ms, args.warmup
+        ),
+        "sweep": lambda: _sweep(args, _need(asterisk), workdir / "sweep"),
+        "core": lambda: asyncio.to_thread(_core, args),
+        "waiting": lambda: _waiting(args),
+    }
+    for name in SECTIONS:
+        if name not in args.sections:
+            continue
+        try:
+            results[name] = await sections[name]()
+        except Exception as exc:
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results["machine"]["load_after"] = _load()
+        save(results, args.out)
     return results
+
+
+def _need(asterisk: BenchAsterisk | None) -> BenchAsterisk:
+    assert asterisk is not None
+    return asterisk
+
+
+async def _sweep(args: argparse.Namespace, asterisk: BenchAsterisk, workdir: Path) -> dict[str, Any]:
+    rates = await sweep.measure(
+        asterisk, workdir, args.rates, args.duration, args.listeners, args.sweep_hold_ms
+    )
+    return {
+        "listeners": args.listeners,
+        "hold_ms": args.sweep_hold_ms,
+        "duration_s": args.duration,
+        "rates": rates,
+    }
+
+
+def save(results: dict[str, Any], out: Path) -> None:
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out / "bench.md").write_text(markdown(results), encoding="utf-8")
 
 
 def _core(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -109,7 +132,7 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     configure_logging("warning")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -118,11 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="helpline-bench-") as tmp:
             results = asyncio.run(bench(args, Path(tmp)))
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    table = markdown(results)
-    (args.out / "bench.md").write_text(table, encoding="utf-8")
-    print(table)
+    print(markdown(results))
+    failed = [name for name in SECTIONS if isinstance(results.get(name), dict) and "error" in results[name]]
+    if failed:
+        print(f"bench: these sections failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

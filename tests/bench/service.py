@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench.target import BenchAsterisk
+from tests.bench.target import BenchAsterisk, cpu_seconds
 from tests.e2e.sipp import SippProcess, scenario_path
 from tests.load.soak import (
     AsteriskTarget,
@@ -44,6 +45,7 @@ class Line:
     roster: RosterFile
     listeners: list[LoadListener]
     phones: list[SippProcess] = field(default_factory=list)
+    quiet_at_start: bool = False
 
     @property
     def pid(self) -> int:
@@ -118,9 +120,10 @@ async def start_line(asterisk: BenchAsterisk, workdir: Path, listeners: int, lif
     try:
         async with AriClient(asterisk.ari_url, asterisk.ari_user, asterisk.ari_password) as ari:
             await _ready(line, ari)
-            line.phones = _phones(asterisk, workdir / "phones", people, lifetime)
-            await until(lambda: _registered(ari, people), 60, "every softphone to register", 0.2)
+            line.phones = await _register_phones(asterisk, ari, workdir / "phones", people, lifetime)
         await until(lambda: asyncio.to_thread(_all_available, line), 60, "every listener available")
+        # Pushing and syncing every listener keeps the service busy a while after the last one is available.
+        line.quiet_at_start = await wait_quiet(line.pid, 60)
     except BaseException:
         await stop_line(line)
         raise
@@ -149,32 +152,60 @@ async def _ready(line: Line, ari: AriClient) -> None:
     await until(pushed, 60, "the listeners' SIP accounts")
 
 
-def _phones(
-    asterisk: BenchAsterisk, workdir: Path, people: list[LoadListener], lifetime: float
-) -> list[SippProcess]:
-    answer = str(scenario_path("load_listener"))
-    return [
-        SippProcess(
-            "softphone",
-            workdir=workdir,
-            remote=asterisk.remote,
-            service=listener.endpoint,
-            auth_user=listener.endpoint,
-            auth_password=listener.secret,
-            calls=1,
-            # Answer at once; the caller hangs up first. A CANCEL (caller gone while ringing) is handled.
-            variables={
-                "ring_min": "0",
-                "ring_max": "0",
-                "talk_min": "600000",
-                "talk_max": "600000",
-                "skip_draws": "0",
-            },
-            lifetime=lifetime,
-            extra_args=["-oocsf", answer],
-        ).start()
+# The listeners' phones live on an address of their own: another run's SIPp on 127.0.0.1 (media ports from
+# 6000) cannot collide with them.
+PHONES_IP = "127.0.0.80"
+PHONES_REGISTER_RATE = 20
+
+
+def _accounts(path: Path, people: list[LoadListener]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        f"{listener.endpoint};[authentication username={listener.endpoint} password={listener.secret}];"
         for listener in people
     ]
+    path.write_text("SEQUENTIAL\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+async def _register_phones(
+    asterisk: BenchAsterisk, ari: AriClient, workdir: Path, people: list[LoadListener], lifetime: float
+) -> list[SippProcess]:
+    """Every listener's phone in one SIPp process (bench_phones.xml): 160 processes would spend about a
+    core of a 2-core machine polling while idle, and starve what they measure."""
+    phones = SippProcess(
+        "bench_phones",
+        workdir=workdir,
+        local_ip=PHONES_IP,
+        remote=asterisk.remote,
+        calls=len(people),
+        # A steady pace: many REGISTERs at once make Asterisk slow to answer, and SIPp resends.
+        rate=PHONES_REGISTER_RATE,
+        variables={
+            "hold_ms": str(int(lifetime * 1000)),
+            # load_listener.xml: answer at once; the caller hangs up first (a CANCEL is handled too).
+            "ring_min": "0",
+            "ring_max": "0",
+            "talk_min": "600000",
+            "talk_max": "600000",
+            "skip_draws": "0",
+        },
+        lifetime=lifetime + 60,
+        extra_args=[
+            "-inf",
+            str(_accounts(workdir / "accounts.csv", people)),
+            "-oocsf",
+            str(scenario_path("load_listener")),
+            "-l",
+            str(len(people)),
+        ],
+    ).start()
+    try:
+        await until(lambda: _registered(ari, people), 60 + len(people) / PHONES_REGISTER_RATE, "every phone")
+    except BaseException:
+        await phones.stop_async()
+        raise
+    return [phones]
 
 
 async def _registered(ari: AriClient, people: list[LoadListener]) -> bool:
@@ -201,6 +232,17 @@ async def wait_all_available(line: Line, timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def wait_quiet(pid: int, timeout: float, busy: float = 0.05, every: float = 0.5) -> bool:
+    """Whether the process used less than `busy` of a core over two samples in a row within `timeout`."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while time.monotonic() < deadline and calm < 2:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(every)
+        calm = calm + 1 if cpu_seconds(pid) - before < busy * every else 0
+    return calm >= 2
 
 
 async def stop_line(line: Line) -> int | None:

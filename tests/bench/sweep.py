@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.ring import LINE, caller, numbers_file
-from tests.bench.service import Line, start_line, stop_line, wait_all_available
+from tests.bench.service import Line, start_line, stop_line, wait_all_available, wait_quiet
 from tests.bench.target import BenchAsterisk, cpu_seconds
 from tests.bench.traces import departures, first_invites, match_fifo, summary_ms
 
@@ -44,6 +44,7 @@ async def measure(
         results_exit = await stop_line(line)
     for row in results:
         row["service_exit_code"] = results_exit
+        row["service_quiet_at_start"] = line.quiet_at_start
     return results
 
 
@@ -51,6 +52,8 @@ async def _one_rate(
     asterisk: BenchAsterisk, workdir: Path, line: Line, rate: float, calls: int, first: int, hold_ms: int
 ) -> dict[str, Any]:
     tag = f"rate{rate:g}"
+    # Each rate starts from a line at rest: the previous rate's writes done.
+    quiet = await wait_quiet(line.pid, 30)
     numbers = numbers_file(workdir / f"{tag}.csv", first, calls)
     before_records = {r.call_id for r in await asyncio.to_thread(line.roster.records)}
     before_screen = line.screen_failures()
@@ -118,4 +121,5 @@ async def _one_rate(
         "service_cpu_ms_per_call": round(cpu_service * 1000 / calls, 2),
         "asterisk_cpu_ms_per_call": round(cpu_asterisk * 1000 / calls, 2),
         "wall_s": round(elapsed, 1),
+        "service_quiet_before": quiet,
     }
