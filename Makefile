@@ -22,7 +22,8 @@ help:
 	@echo "make asterisk         provision Asterisk 22 (the host's, or a Debian sid root)"
 	@echo "make asterisk-start   start it with this project's configuration; asterisk-stop stops it"
 	@echo "make prompts          (re)make the line's spoken prompts from prompts/<lang>/*.txt"
-	@echo "make bench            benchmarks, results written under bench-results/"
+	@echo "make bench            what a caller feels: time-to-ring against Queue() and a bare ARI router,"
+	@echo "                      capacity, the core; bench-results/bench.{json,md} (BENCH_ARGS=--smoke: tiny)"
 	@echo "make soak             a long load run (200 callers, 20 listeners); figures in soak-results/soak.json"
 
 # apt packages, installed only when one is missing.
@@ -81,10 +82,11 @@ fmt: venv
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# The bench adds its reference paths to Asterisk's configuration (HELPLINE_BENCH=1, reloaded if it runs).
 bench: deps venv asterisk
 	@mkdir -p bench-results
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
-	$(BIN)/python -m tests.bench.latency --out bench-results/latency.json
+	$(BIN)/python -m tests.bench.run --out bench-results $(BENCH_ARGS)
 
 # A long bounded load on the real Asterisk; exits non-zero if any caller is lost or a listener double-booked.
 soak: deps venv asterisk

@@ -7,6 +7,7 @@
 #   scripts/asterisk.sh stop     stop it (gracefully, then by force)
 #   scripts/asterisk.sh status   exit 0 when ARI answers
 #   scripts/asterisk.sh env      print the settings the service and tests need (sourceable)
+#   scripts/asterisk.sh reload   install, then have the running Asterisk reload its dialplan, SIP and queues
 #
 # Settings (environment, all optional):
 #   HELPLINE_ASTERISK_ROOT   where the debootstrap root lives   (/var/cache/helpline-pbx/asterisk-root)
@@ -20,6 +21,9 @@
 #   HELPLINE_TEST_RTP_TIMEOUT seconds without RTP before the trunk's leg ends (30); for tests only
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
 #   HELPLINE_ASTERISK_USER   the host user Asterisk runs as, created when missing (helpline-asterisk)
+#   HELPLINE_BENCH=1         add the bench's reference paths (asterisk-config/bench/); for `make bench` only
+#   HELPLINE_BENCH_CALLER_IP the bench trunk's source address    (127.0.0.77)
+#   HELPLINE_BENCH_PHONE_PORT the bench phones' UDP port        (SIP port + 1000)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +38,13 @@ AGI_HOST=${HELPLINE_AGI_HOST:-127.0.0.1}
 AGI_PORT=${HELPLINE_AGI_PORT:-4573}
 # Seconds without RTP before the trunk's leg is ended. Tests only may shorten it (never set it in production).
 RTP_TIMEOUT=${HELPLINE_TEST_RTP_TIMEOUT:-30}
+# The bench's reference paths (Queue() and a bare ARI router, reached from a bench-only source address) are
+# rendered only when the bench asks for them: production configuration never carries them.
+BENCH=${HELPLINE_BENCH:-0}
+BENCH_CALLER_IP=${HELPLINE_BENCH_CALLER_IP:-127.0.0.77}
+BENCH_PHONE_PORT=${HELPLINE_BENCH_PHONE_PORT:-$((SIP_PORT + 1000))}
+BENCH_QUEUE_PHONE=127.0.0.78:$BENCH_PHONE_PORT
+BENCH_ROUTER_PHONE=127.0.0.79:$BENCH_PHONE_PORT
 ARI_USER=helpline
 AMI_PORT=${HELPLINE_AMI_PORT:-5038}
 AMI_USER=helpline
@@ -160,7 +171,9 @@ render() {
         -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
         -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@RUN_USER@|$(run_user)|g" \
-        -e "s|@RTP_TIMEOUT@|$RTP_TIMEOUT|g" -e "s|@ASTERISK_DIRS@|$1|g" "$2"
+        -e "s|@RTP_TIMEOUT@|$RTP_TIMEOUT|g" -e "s|@ASTERISK_DIRS@|$1|g" \
+        -e "s|@BENCH_CALLER_IP@|$BENCH_CALLER_IP|g" -e "s|@BENCH_QUEUE_PHONE@|$BENCH_QUEUE_PHONE|g" \
+        -e "s|@BENCH_ROUTER_PHONE@|$BENCH_ROUTER_PHONE|g" "$2"
 }
 
 # Where Asterisk's modules live, seen from the host.
@@ -265,6 +278,12 @@ install_config() {
     for f in "$here"/asterisk-config/*.conf "$here"/dialplan/*.conf; do
         (umask 077; render "$dirs" "$f" | sed 's/\\n/\n/g' >"$etc.new/$(basename "$f")")
     done
+    if [ "$BENCH" = 1 ]; then
+        # Each bench file extends the production file of the same name.
+        for f in "$here"/asterisk-config/bench/*.conf; do
+            (umask 077; render "$dirs" "$f" >>"$etc.new/$(basename "$f")")
+        done
+    fi
     rm -rf "$etc"
     mv "$etc.new" "$etc"
     install_prompts
@@ -385,6 +404,24 @@ print_env() {
     echo "HELPLINE_SIP_PORT=$SIP_PORT"
     echo "HELPLINE_ASTERISK_MODE=$(mode)"
     echo "HELPLINE_ASTERISK_ROOT=$ROOT"
+    echo "HELPLINE_ASTERISK_PIDFILE=$(pidfile)"
+    if [ "$BENCH" = 1 ]; then
+        echo "HELPLINE_BENCH_CALLER_IP=$BENCH_CALLER_IP"
+        echo "HELPLINE_BENCH_QUEUE_PHONE=$BENCH_QUEUE_PHONE"
+        echo "HELPLINE_BENCH_ROUTER_PHONE=$BENCH_ROUTER_PHONE"
+        echo "HELPLINE_BENCH_ROUTER_APP=$ARI_APP-router"
+    fi
+}
+
+# A new configuration into the running Asterisk without a restart (calls, registrations and the listeners'
+# accounts pushed over ARI survive; the service's dialplan globals too: clearglobalvars = no).
+reload() {
+    need_root
+    install_config
+    [ -n "$(running_pid)" ] || die "Asterisk is not running: use '$0 start'."
+    ast -rx "module reload res_pjsip.so" >/dev/null
+    ast -rx "dialplan reload" >/dev/null
+    ast -rx "queue reload all" >/dev/null
 }
 
 case "${1:-}" in
@@ -393,9 +430,10 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     restart) stop; start ;;
+    reload) reload ;;
     status) ari_up ;;
     foreground) need_root; install_config; umask 077; ast -U "$(run_user)" -G "$(run_user)" -f -vvv -c ;;
     cli) shift; ast -rx "$*" ;;
     env) print_env ;;
-    *) echo "usage: $0 ensure|install|start|stop|restart|status|foreground|cli CMD|env" >&2; exit 2 ;;
+    *) echo "usage: $0 ensure|install|start|stop|restart|reload|status|foreground|cli CMD|env" >&2; exit 2 ;;
 esac
