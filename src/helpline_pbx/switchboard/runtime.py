@@ -162,6 +162,7 @@ class Switchboard:
                 queue=self.queue,
                 book=self.book,
                 executor=self.executor,
+                prompt_playing=self.waiting_room.prompt_playing,
             )
         )
         try:
