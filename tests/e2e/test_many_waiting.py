@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from tests.bench.waiting import measure
 from tests.conftest import AsteriskUnderTest
 
@@ -13,6 +15,8 @@ CALLERS = 200
 PHONES = 2
 
 
+# Admissions at 15/s, two waits, a restart and the fallback's turns: about four minutes on a loaded 2-core box.
+@pytest.mark.timeout(900)
 async def test_many_waiting_survive_a_kill_and_a_drain(asterisk: AsteriskUnderTest, tmp_path: Path) -> None:
     """200 callers wait (two phones on duty never answer): no ARI request refused, all re-adopted after a
     kill -9 of the service, and the drain sends each of them to the phones or the message, the fallback
