@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 import pytest
-
 from tests.bench.waiting import measure
 from tests.conftest import AsteriskUnderTest
 
