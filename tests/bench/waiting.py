@@ -26,16 +26,18 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 from tests.bench.waiting_watch import (
+    AsteriskLog,
     Watch,
-    asterisk_log,
     at,
     first,
     log_entries,
@@ -47,6 +49,7 @@ from tests.e2e.sipp import SippProcess, scenario_path
 from tests.load.soak import (
     FICTION_PREFIX,
     FICTION_SIZE,
+    SCRIPT,
     AsteriskTarget,
     LoadListener,
     _add_listener,
@@ -89,13 +92,28 @@ def waiting_env(target: AsteriskTarget, workdir: Path) -> dict[str, str]:
     return env
 
 
-def asterisk_pid(target: AsteriskTarget) -> int | None:
-    root = os.environ.get("HELPLINE_ASTERISK_ROOT", "/var/cache/helpline-pbx/asterisk-root")
-    state = os.environ.get("HELPLINE_STATE_DIR", "/var/lib/helpline-pbx")
-    for pidfile in (Path(root) / "run/asterisk/asterisk.pid", Path(state) / "asterisk/run/asterisk.pid"):
-        with contextlib.suppress(OSError, ValueError):
-            return int(pidfile.read_text().strip())
-    return None
+@dataclass(frozen=True)
+class AsteriskPlace:
+    """Where the Asterisk under test keeps its pid file and its log, as `scripts/asterisk.sh env` says."""
+
+    pidfile: Path
+    messages: Path
+
+    @classmethod
+    def from_script(cls) -> AsteriskPlace:
+        out = subprocess.run([SCRIPT, "env"], capture_output=True, text=True, check=True).stdout
+        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        if env.get("HELPLINE_ASTERISK_MODE") == "host":
+            base = Path(env["HELPLINE_ARI_PASSWORD_FILE"]).parent.parent / "asterisk"
+            return cls(base / "run/asterisk.pid", base / "log/messages.log")
+        root = Path(env["HELPLINE_ASTERISK_ROOT"])
+        return cls(root / "run/asterisk/asterisk.pid", root / "var/log/asterisk/messages.log")
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
 
 def write_numbers(path: Path, count: int) -> None:
@@ -152,12 +170,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "--announce-every", str(args.announce),
     )  # fmt: skip
     listeners = [await _add_listener(env, n, "w") for n in range(args.phones)]
-    pid = asterisk_pid(target)
-    messages = asterisk_log(
-        os.environ.get("HELPLINE_ASTERISK_ROOT", "/var/cache/helpline-pbx/asterisk-root"),
-        os.environ.get("HELPLINE_ASTERISK_MODE", "chroot"),
-        os.environ.get("HELPLINE_STATE_DIR", "/var/lib/helpline-pbx"),
-    )
+    place = AsteriskPlace.from_script()
+    pid = place.pid()
+    messages = AsteriskLog(place.messages)
     first_log, second_log = workdir / "service-1.log", workdir / "service-2.log"
     async with AriClient(target.ari_url, target.ari_user, target.ari_password, timeout=20) as ari:
         fallback = await _fallback_timing(ari, args)

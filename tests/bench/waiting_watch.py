@@ -85,11 +85,6 @@ class AsteriskLog:
             return 0
 
 
-def asterisk_log(root: str, mode: str, state_dir: str) -> AsteriskLog:
-    base = Path(state_dir) / "asterisk" / "log" if mode == "host" else Path(root) / "var/log/asterisk"
-    return AsteriskLog(base / "messages.log")
-
-
 def open_files(pid: int | None) -> int | None:
     if pid is None:
         return None
