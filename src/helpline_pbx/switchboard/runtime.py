@@ -124,6 +124,7 @@ class Switchboard:
         self.ari_observers = parts.ari_observers
         self._in_call_codes = InCallCodes()
         self._draining = False
+        self._reconciled = False
         self._stopped = asyncio.Event()
         self._drained = asyncio.Event()
         self.connected = asyncio.Event()
@@ -254,15 +255,19 @@ class Switchboard:
     # ---- connection and roster -----------------------------------------------------------------------
 
     async def _on_connected(self) -> None:
+        self._reconciled = False
         for attempt in range(1, RESYNC_ATTEMPTS + 1):
             try:
                 await self._resync()
                 break
             except AriUnavailable as exc:
-                # Asterisk overloaded (a request timed out): going on without the lines and the reconcile
-                # would send new callers to the fallback and leave the waiting ones to their timers. Again,
-                # a little later; the reconcile re-adopts only callers not adopted yet.
+                # Asterisk overloaded (a request timed out). Before the reconcile, going on would send new
+                # callers to the fallback (no lines) and leave the waiting ones to their timers: again, a
+                # little later (the reconcile re-adopts only callers not adopted yet). After it, the roster
+                # poll catches up with the rest, and new events must not wait longer.
                 log.error("resync_failed", error=exc.code, attempt=attempt)
+                if self._reconciled:
+                    break
                 if attempt < RESYNC_ATTEMPTS:
                     await asyncio.sleep(RESYNC_BACKOFF * attempt)
             except (AriError, RosterError) as exc:
@@ -280,6 +285,7 @@ class Switchboard:
         # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
         await self.line_cache.sync(force=True)
         await self._recovery.reconcile()
+        self._reconciled = True
         self.sync.forget_phones()
         await self.sync.run(force=True)
 
