@@ -17,6 +17,8 @@
 #   HELPLINE_ARI_PORT        ARI HTTP port, loopback only        (8088)
 #   HELPLINE_ARI_APP         the Stasis application name          (helpline)
 #   HELPLINE_AMI_PORT        AMI TCP port, loopback only         (5038)
+#   HELPLINE_ARI_SESSION_LIMIT HTTP sessions Asterisk serves at once (200); the service reads the same
+#                            setting and keeps its ARI requests in flight under it
 #   HELPLINE_TRUNK_MATCH     the trunk's source address(es)      (127.0.0.2)
 #   HELPLINE_TEST_RTP_TIMEOUT seconds without RTP before the trunk's leg ends (30); for tests only
 #   HELPLINE_USE_HOST_ASTERISK=0  never use the host's asterisk even when it is recent enough
@@ -47,6 +49,9 @@ BENCH_QUEUE_PHONE=127.0.0.78:$BENCH_PHONE_PORT
 BENCH_ROUTER_PHONE=127.0.0.79:$BENCH_PHONE_PORT
 ARI_USER=helpline
 AMI_PORT=${HELPLINE_AMI_PORT:-5038}
+# Asterisk's HTTP sessionlimit (http.conf), printed by `env` for the service, which derives from it how many
+# ARI requests it sends at once. Each session is a thread in Asterisk: enough for bursts, not unbounded.
+ARI_SESSION_LIMIT=${HELPLINE_ARI_SESSION_LIMIT:-200}
 AMI_USER=helpline
 # Asterisk runs as a system user of its own on the host. Inside the root the Debian package's user keeps its
 # name, `asterisk`, but takes this user's uid and gid: the root's own uid (101) is another service's on many
@@ -167,7 +172,7 @@ ari_password() { secret ari-password; }
 
 render() {
     sed -e "s|@ARI_PASSWORD@|$(ari_password)|g" -e "s|@ARI_USER@|$ARI_USER|g" \
-        -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" \
+        -e "s|@ARI_PORT@|$ARI_PORT|g" -e "s|@ARI_APP@|$ARI_APP|g" -e "s|@ARI_SESSION_LIMIT@|$ARI_SESSION_LIMIT|g" \
         -e "s|@AMI_PASSWORD@|$(secret ami-password)|g" -e "s|@AMI_USER@|$AMI_USER|g" -e "s|@AMI_PORT@|$AMI_PORT|g" \
         -e "s|@SIP_BIND@|$SIP_BIND|g" -e "s|@SIP_PORT@|$SIP_PORT|g" \
         -e "s|@TRUNK_MATCH@|$TRUNK_MATCH|g" -e "s|@AGI_HOST@|$AGI_HOST|g" -e "s|@AGI_PORT@|$AGI_PORT|g" -e "s|@RUN_USER@|$(run_user)|g" \
@@ -367,6 +372,9 @@ start() {
     # Asterisk keeps the umask it is started with: what it creates later (a rotated log, astdb's journal, a
     # spool file) is then its user's only, like what install_config left.
     # -U/-G drop root; -n no colour; it daemonises and writes its pid file.
+    # Open files: asterisk.conf's maxfiles asks for 65,536, which needs the right to raise the hard limit;
+    # where that right is missing (some containers) the soft limit is at least raised to the hard one.
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     (umask 077; ast -U "$(run_user)" -G "$(run_user)" -n >/dev/null 2>&1) || die "Asterisk did not start: run '$0 foreground' to see why."
     local deadline=$((SECONDS + 60))
     until ari_up 2>/dev/null; do
@@ -398,6 +406,7 @@ print_env() {
     echo "HELPLINE_ARI_USER=$ARI_USER"
     echo "HELPLINE_ARI_PASSWORD_FILE=$STATE/secrets/ari-password"
     echo "HELPLINE_ARI_APP=$ARI_APP"
+    echo "HELPLINE_ARI_SESSION_LIMIT=$ARI_SESSION_LIMIT"
     echo "HELPLINE_AMI_PORT=$AMI_PORT"
     echo "HELPLINE_AMI_USER=$AMI_USER"
     echo "HELPLINE_AMI_PASSWORD_FILE=$STATE/secrets/ami-password"

@@ -12,6 +12,7 @@ from helpline_pbx.agi.server import AgiServer
 from helpline_pbx.ami import AmiSession
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.ari.interface import Ari
+from helpline_pbx.ari.pool import pool_size
 from helpline_pbx.ari.stream import EventStream
 from helpline_pbx.auth_log import AuthFailureFile, AuthFailureWatcher
 from helpline_pbx.caller_memory import CallerMemory
@@ -229,7 +230,12 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
     try:
         await agi.start()
         async with (
-            AriClient(settings.ari_url, settings.ari_user, secret) as ari,
+            AriClient(
+                settings.ari_url,
+                settings.ari_user,
+                secret,
+                max_in_flight=pool_size(settings.ari_session_limit),
+            ) as ari,
             EventStream(settings.ari_url, settings.ari_user, secret, settings.ari_app) as stream,
         ):
             # The screen's real address (port 0 in settings means any free port).

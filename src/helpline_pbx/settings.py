@@ -11,6 +11,7 @@ from typing import Any, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from helpline_pbx.ari.pool import DEFAULT_SESSION_LIMIT
 from helpline_pbx.core.policy import DEFAULT_SHIFT_LIMITS, Policy, ShiftLimit
 from helpline_pbx.core.routing import ALL_ROLES
 from helpline_pbx.core.supervision import SupervisionPolicy
@@ -104,6 +105,10 @@ class Settings(BaseSettings):
     ari_password: SecretStr | None = None
     ari_password_file: Path | None = DEFAULT_STATE_DIR / "secrets" / "ari-password"
     ari_app: str = Field(default="helpline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Asterisk's HTTP `sessionlimit` (scripts/asterisk.sh writes this same setting into http.conf): the
+    # service keeps its ARI requests in flight under it (ari/pool.py derives the bound). Unset, Asterisk's
+    # own default.
+    ari_session_limit: int = Field(default=DEFAULT_SESSION_LIMIT, ge=8, le=10_000)
 
     # The numbers this instance answers, comma-separated. Empty: the default route (ari_app) takes every
     # number no instance claimed. Two instances on one Asterisk each claim their own.

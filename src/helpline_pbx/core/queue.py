@@ -45,6 +45,7 @@ from helpline_pbx.core.model import (
     MISSED_OFFERS,
     PHONE_UNREACHABLE,
     SHIFT_LIMIT,
+    Call,
     CallState,
     CallView,
     Floor,
@@ -93,9 +94,13 @@ class CallQueue:
 
     def calls(self) -> tuple[CallView, ...]:
         """Every call in progress, in queue order."""
-        return tuple(
-            CallView(c.call_id, c.line, c.state, c.queued_at, c.listener_id, c.offers)
-            for c in self._floor.calls.values()
+        return tuple(_view(c) for c in self._floor.calls.values())
+
+    def call(self, call_id: str) -> CallView | None:
+        """One call in progress, looked up by id (the edge asks per caller: no scan of every call)."""
+        c = self._floor.calls.get(call_id)
+        return (
+            None if c is None else CallView(c.call_id, c.line, c.state, c.queued_at, c.listener_id, c.offers)
         )
 
     def listener_state(self, listener_id: str) -> ListenerState | None:
@@ -245,3 +250,7 @@ class CallQueue:
                 self._listeners.missed(listener, ringing.call.call_id, now, out)
         else:
             self._listeners.timer_fired(key, now, out)
+
+
+def _view(c: Call) -> CallView:
+    return CallView(c.call_id, c.line, c.state, c.queued_at, c.listener_id, c.offers)

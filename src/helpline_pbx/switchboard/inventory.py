@@ -19,9 +19,10 @@ from helpline_pbx.ari.models import Channel
 # channel); feature codes come from listeners' phones, in another context.
 CALLER_CONTEXT = "helpline-caller"
 
-# Requests in flight at once while reading channels: well under Asterisk's HTTP session limit, which the
-# service's other work shares.
-READ_CONCURRENCY = 16
+# Requests in flight at once while reading channels, callers' variables after a restart: well under the ARI
+# pool (ari/pool.py; 75 with Asterisk's default session limit), whose other slots the keep-alive, new
+# callers and offers keep using meanwhile.
+READ_CONCURRENCY = 32
 
 
 def is_caller(channel: Channel) -> bool:

@@ -7,6 +7,7 @@ no longer has.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import time
@@ -35,7 +36,13 @@ from helpline_pbx.roster.repository import Roster
 from helpline_pbx.switchboard.calls.executor import Executor
 from helpline_pbx.switchboard.calls.legs import LegBook
 from helpline_pbx.switchboard.calls.translate import leg_gone
-from helpline_pbx.switchboard.inventory import is_caller, live_among, own_channels, read_channels
+from helpline_pbx.switchboard.inventory import (
+    READ_CONCURRENCY,
+    is_caller,
+    live_among,
+    own_channels,
+    read_channels,
+)
 from helpline_pbx.switchboard.presence.sync import RosterSync
 from helpline_pbx.switchboard.supervision.model import is_supervision_channel
 
@@ -128,19 +135,26 @@ class Recovery:
             and self._book.parse_listener_channel(c) is None
             and is_caller(channels[c])
         ]
-        for channel in sorted([*waiting, *unbridged], key=arrival):
+        # What each caller chose in the menu, read for all of them at once (the pool bounds the requests), and
+        # their keep-alive pushed forward with it: their timer kept running while we were away, and the
+        # keep-alive's round would reach the last of them only a round later.
+        callers = sorted([*waiting, *unbridged], key=arrival)
+        choices = await self._read_choices([c.id for c in callers])
+        admitting = {c.id for c in unbridged}
+        for channel in callers:
             line, label, snapshot = self._line_of(channel)
             # The menu choice the dialplan stored on the channel: the caller keeps what they asked for.
-            choice = await self._channel_variable(channel.id, CHOICE)
             call = self._book.open_call(channel.id, line, label)
-            if channel in unbridged:
+            if channel.id in admitting:
                 self._executor.admit(call)
             self._feed(
                 CallerArrived(
                     call_id=call.call_id,
                     line=line,
                     arrived_at=arrival(channel),
-                    requirements=requirements_of(snapshot, choice, self._sync.listener_by_code),
+                    requirements=requirements_of(
+                        snapshot, choices.get(channel.id, ""), self._sync.listener_by_code
+                    ),
                 )
             )
         handled.update(c.id for c in waiting)
@@ -170,6 +184,20 @@ class Recovery:
         if snapshot is None:
             return number, self._line_name, None
         return snapshot.name, snapshot.label, snapshot
+
+    async def _read_choices(self, channel_ids: list[str]) -> dict[str, str]:
+        """Each caller's menu choice, by channel id, read in parallel; a caller gone meanwhile has none."""
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def one(channel_id: str) -> tuple[str, str]:
+            async with gate:
+                choice, _ = await asyncio.gather(
+                    self._channel_variable(channel_id, CHOICE),
+                    self._executor.keep_alive(channel_id, self._executor.service_grace),
+                )
+                return channel_id, choice
+
+        return dict(await asyncio.gather(*(one(c) for c in channel_ids)))
 
     async def _channel_variable(self, channel_id: str, name: str) -> str:
         try:

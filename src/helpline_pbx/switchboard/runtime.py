@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from helpline_pbx.ari.errors import AriError, AriNotFound
+from helpline_pbx.ari.errors import AriError, AriNotFound, AriUnavailable
 from helpline_pbx.ari.interface import Ari
 from helpline_pbx.ari.models import (
     ApplicationReplaced,
@@ -53,6 +53,11 @@ from helpline_pbx.switchboard.upkeep import keep_waiting_callers_alive, poll_ros
 from helpline_pbx.switchboard.waiting_room.room import WaitingRoom
 
 log = structlog.get_logger(__name__)
+
+# Tries at the resync after a (re)connect while Asterisk does not answer in time, with a pause growing by
+# this many seconds each time (2, 4, 6, 8 s).
+RESYNC_ATTEMPTS = 5
+RESYNC_BACKOFF = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,7 @@ class Switchboard:
         self.ari_observers = parts.ari_observers
         self._in_call_codes = InCallCodes()
         self._draining = False
+        self._reconciled = False
         self._stopped = asyncio.Event()
         self._drained = asyncio.Event()
         self.connected = asyncio.Event()
@@ -162,6 +168,7 @@ class Switchboard:
                 queue=self.queue,
                 book=self.book,
                 executor=self.executor,
+                prompt_playing=self.waiting_room.prompt_playing,
             )
         )
         try:
@@ -248,21 +255,39 @@ class Switchboard:
     # ---- connection and roster -----------------------------------------------------------------------
 
     async def _on_connected(self) -> None:
-        try:
-            await self.executor.ensure_holding_bridge()
-            await self._recovery.claim_numbers()
-            # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
-            await self.line_cache.sync(force=True)
-            await self._recovery.reconcile()
-            self.sync.forget_phones()
-            await self.sync.run(force=True)
-        except (AriError, RosterError) as exc:
-            log.error("resync_failed", error=exc.code)
+        self._reconciled = False
+        for attempt in range(1, RESYNC_ATTEMPTS + 1):
+            try:
+                await self._resync()
+                break
+            except AriUnavailable as exc:
+                # Asterisk overloaded (a request timed out). Before the reconcile, going on would send new
+                # callers to the fallback (no lines) and leave the waiting ones to their timers: again, a
+                # little later (the reconcile re-adopts only callers not adopted yet). After it, the roster
+                # poll catches up with the rest, and new events must not wait longer.
+                log.error("resync_failed", error=exc.code, attempt=attempt)
+                if self._reconciled:
+                    break
+                if attempt < RESYNC_ATTEMPTS:
+                    await asyncio.sleep(RESYNC_BACKOFF * attempt)
+            except (AriError, RosterError) as exc:
+                log.error("resync_failed", error=exc.code, attempt=attempt)
+                break
         self.connected.set()
         self.resyncs += 1
         async with self._resync_changed:
             self._resync_changed.notify_all()
         log.info("ari_connected", app=self._config.app)
+
+    async def _resync(self) -> None:
+        await self.executor.ensure_holding_bridge()
+        await self._recovery.claim_numbers()
+        # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
+        await self.line_cache.sync(force=True)
+        await self._recovery.reconcile()
+        self._reconciled = True
+        self.sync.forget_phones()
+        await self.sync.run(force=True)
 
     # ---- stopping ------------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from helpline_pbx.core.estimate import announcement, heard
 from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.protocol import LINE_PROMPT, call_lane
 from helpline_pbx.switchboard.calls.legs import LegBook
+from helpline_pbx.switchboard.phases import fraction_of
 from helpline_pbx.switchboard.waiting_room.estimates import WaitEstimates
 from helpline_pbx.switchboard.waiting_room.prompts import (
     ALTERNATIVES_DIGIT,
@@ -133,7 +134,7 @@ class WaitingRoom:
     def _arrived(self, call_id: str, *, fresh: bool) -> None:
         if call_id in self._waiters:
             return
-        view = next((v for v in self._queue.calls() if v.call_id == call_id), None)
+        view = self._queue.call(call_id)
         call = self._book.call(call_id)
         if view is None or view.state is CallState.CONNECTED or call is None:
             return
@@ -154,7 +155,9 @@ class WaitingRoom:
         elif fresh and line.announce_every is not None:
             waiter.pending.append("announce")
         else:
-            self._schedule_announcement(waiter)
+            # Back after a restart, all at once: each caller's next announcement at their own phase of the
+            # period, or a thousand would be played in the same second, one period from now.
+            self._schedule_announcement(waiter, spread=not fresh)
         if line.choice_after is not None:
             left = line.choice_after - max(0.0, time.time() - view.queued_at)
             if not fresh and left <= 0:
@@ -256,7 +259,7 @@ class WaitingRoom:
             waiter.pending.append(kind)
         self._pump(waiter, self._state(waiter.call_id))
 
-    def _schedule_announcement(self, waiter: Waiter) -> None:
+    def _schedule_announcement(self, waiter: Waiter, *, spread: bool = False) -> None:
         every = waiter.line.announce_every
         if (
             every is None
@@ -265,14 +268,15 @@ class WaitingRoom:
             or "announce" in waiter.pending
         ):
             return
-        waiter.announce_timer = asyncio.get_running_loop().call_later(every, self._announcement_due, waiter)
+        delay = every * fraction_of(waiter.call_id) if spread else every
+        waiter.announce_timer = asyncio.get_running_loop().call_later(delay, self._announcement_due, waiter)
 
     def _pump_all(self) -> None:
-        if not self._waiters:
-            return
-        states = {view.call_id: view.state for view in self._queue.calls()}
+        # After every decision, so this looks a waiter's call up only when a prompt of theirs is due: with
+        # 1,000 waiting a snapshot of every call per decision made re-adopting them quadratic.
         for waiter in list(self._waiters.values()):
-            self._pump(waiter, states.get(waiter.call_id))
+            if waiter.pending and not waiter.hushed:
+                self._pump(waiter, self._state(waiter.call_id))
 
     def _pump(self, waiter: Waiter, state: CallState | None) -> None:
         """Start the next prompt due, if the caller waits and hears none of ours."""
@@ -371,7 +375,13 @@ class WaitingRoom:
         task.add_done_callback(self._tasks.discard)
 
     def _state(self, call_id: str) -> CallState | None:
-        return next((v.state for v in self._queue.calls() if v.call_id == call_id), None)
+        view = self._queue.call(call_id)
+        return None if view is None else view.state
+
+    def prompt_playing(self, call_id: str) -> bool:
+        """Whether one of our prompts plays to the caller now (a request about their channel would wait)."""
+        waiter = self._waiters.get(call_id)
+        return waiter is not None and waiter.playing is not None
 
     # ---- for tests and shutdown ------------------------------------------------------------------------
 
