@@ -119,7 +119,13 @@ async def _waiting(args: argparse.Namespace) -> dict[str, Any]:
     if importlib.util.find_spec("tests.bench.waiting") is None:
         return {"skipped": "tests/bench/waiting.py is not there yet"}
     module = importlib.import_module("tests.bench.waiting")
-    result: dict[str, Any] = await module.measure(args)
+    # Its own settings (tests/bench/waiting.py's parser): the 1,000 callers, or a handful for the
+    # smoke, with a short hold and a short fallback so that it ends within the smoke's time.
+    small = ["--callers", "12", "--rate", "6", "--hold", "8", "--fallback-ring", "3", "--fallback-wait", "10"]
+    waiting_args = module.parser().parse_args(small if args.smoke else [])
+    if args.keep is not None:
+        waiting_args.workdir = str(args.keep / "waiting")
+    result: dict[str, Any] = await module.measure(waiting_args)
     return result
 
 

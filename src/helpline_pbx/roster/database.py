@@ -109,7 +109,7 @@ def _use_wal(cursor: Any, busy_timeout: float) -> None:
         time.sleep(0.02)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float, *, autocheckpoint: bool = True) -> None:
     busy_ms = max(0, round(busy_timeout * 1000))
 
     @event.listens_for(engine, "connect")
@@ -127,6 +127,8 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
             # Asterisk loses nothing; a power cut may lose the last commits, never the file's integrity.
             # Each commit's fsync would otherwise cost more than the call decision it records.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten, not left in free pages (credentials, audit past retention).
             cursor.execute("PRAGMA secure_delete=ON")
@@ -241,15 +243,19 @@ def sync_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
         raise
 
 
-def sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine on the same SQLite file as `engine`, configured alike, for work done in a
-    thread of its own; None for any other database (or SQLite in memory, which a second engine would
-    not share)."""
+def sync_sqlite_engine(
+    engine: AsyncEngine, *, busy_timeout: float | None = None, autocheckpoint: bool = True
+) -> Engine | None:
+    """A synchronous engine on the same SQLite file as `engine`, configured alike (busy_timeout: its
+    own, else the default), for work done without the async driver; None for any other database (or
+    SQLite in memory, which a second engine would not share). autocheckpoint=False leaves the WAL's
+    checkpoints to others: a commit on this engine then never copies pages back into the file."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or sqlite_path(url.render_as_string(hide_password=False)) is None:
         return None
     sync = create_engine(url.set(drivername="sqlite"))
-    _configure_sqlite(sync, DEFAULT_BUSY_TIMEOUT)
+    timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+    _configure_sqlite(sync, timeout, autocheckpoint=autocheckpoint)
     return sync
 
 

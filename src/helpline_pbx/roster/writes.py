@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -34,6 +34,48 @@ BUSY_STATES = (ListenerState.RINGING, ListenerState.ON_CALL)
 CALL_STATES = frozenset(BUSY_STATES)
 
 
+def is_free(now: ColumnElement[datetime] | datetime) -> ColumnElement[bool]:
+    return or_(
+        Listener.state == ListenerState.AVAILABLE.value,
+        and_(
+            Listener.state == ListenerState.RESTING.value,
+            Listener.state_until.is_not(None),
+            Listener.state_until <= now,
+        ),
+    )
+
+
+# Built once, run with parameters: building a statement cost more than running it.
+_CLAIM = (
+    update(Listener)
+    .where(
+        Listener.id == bindparam("listener_id"),
+        Listener.active.is_(True),
+        is_free(bindparam("now", type_=Listener.state_until.type)),
+    )
+    .values(
+        state=ListenerState.RINGING.value,
+        state_call_id=bindparam("call_id"),
+        state_until=None,
+        state_reason=None,
+        state_changed_at=bindparam("now"),
+    )
+)
+_CURRENT = (
+    select(
+        Listener.state,
+        Listener.state_reason,
+        Listener.state_call_id,
+        Listener.presence,
+        Listener.presence_reason,
+    )
+    .where(Listener.id == bindparam("listener_id"))
+    .with_for_update()
+)
+_AUDIT = insert(ListenerEvent)
+_SIGHTING = insert(CallerSighting)
+
+
 def claim(session: Session, listener_id: str, call_id: str, now: datetime) -> bool:
     """Atomically reserve a free listener for a call; False when someone else got there first.
 
@@ -43,19 +85,10 @@ def claim(session: Session, listener_id: str, call_id: str, now: datetime) -> bo
     """
     call_id = valid_call_id(call_id)
     now = aware(now)
-    statement = (
-        update(Listener)
-        .where(Listener.id == listener_id, Listener.active.is_(True), is_free(now))
-        .values(
-            state=ListenerState.RINGING.value,
-            state_call_id=call_id,
-            state_until=None,
-            state_reason=None,
-            state_changed_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    claimed = session.connection().execute(
+        _CLAIM, {"listener_id": listener_id, "call_id": call_id, "now": now}
     )
-    if session.connection().execute(statement).rowcount != 1:
+    if claimed.rowcount != 1:
         return False
     _audit(session, listener_id, now, ListenerState.RINGING.value, "claimed", call_id)
     return True
@@ -117,7 +150,10 @@ def set_state(
         values["idle_since"] = aware(idle_since)
     if presence is not None:
         values.update(presence_values(row.presence, row.presence_reason, presence, reason, now))
-    session.connection().execute(update(Listener).where(Listener.id == listener_id).values(values))
+    session.connection().execute(
+        update(Listener).where(Listener.id == bindparam("listener_id")),
+        {"listener_id": listener_id, **values},
+    )
     _audit(session, listener_id, now, new_state.value, reason, call_id)
 
 
@@ -147,15 +183,14 @@ def remember_call(
 
 
 def note_arrival(session: Session, token: str, now: datetime, instance: str | None = None) -> None:
-    session.connection().execute(insert(CallerSighting), {"token": token, "at": now, "instance": instance})
+    session.connection().execute(_SIGHTING, {"token": token, "at": now, "instance": instance})
 
 
 def _audit(
     session: Session, listener_id: str, at: datetime, state: str, reason: str | None, call_id: str | None
 ) -> None:
     session.connection().execute(
-        insert(ListenerEvent),
-        {"listener_id": listener_id, "at": at, "state": state, "reason": reason, "call_id": call_id},
+        _AUDIT, {"listener_id": listener_id, "at": at, "state": state, "reason": reason, "call_id": call_id}
     )
 
 
@@ -172,17 +207,6 @@ def held_by_another(state: str, held: str | None, owner: str, call_id: str | Non
         and held is not None
         and held != call_id
         and not held.startswith(owner)
-    )
-
-
-def is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        Listener.state == ListenerState.AVAILABLE.value,
-        and_(
-            Listener.state == ListenerState.RESTING.value,
-            Listener.state_until.is_not(None),
-            Listener.state_until <= now,
-        ),
     )
 
 

@@ -2,11 +2,11 @@
 
 A call makes a dozen writes (claims, states, the record, the caller's sighting), and each cost more than the
 decision it records: a transaction, and with SQLite's async driver a hop to its thread and back for every
-statement. One writer takes whatever has queued since its last commit and writes it in one transaction:
-with SQLite in one hop to a database thread of its own, on a synchronous connection; with PostgreSQL
-through the async session's run_sync. The writes themselves are roster/writes.py's plain functions of a
-session. Under a surge the commits stay few while the writes are many, and at rest a write waits for
-nothing but its own commit.
+statement. One writer takes whatever has queued since its last commit and writes it in one transaction: with
+SQLite on a synchronous connection (on the event loop while nobody else holds the write lock, else on a thread
+of its own); with PostgreSQL through the async session's run_sync. The writes themselves are
+roster/writes.py's plain functions of a session. Under a surge the commits stay few while the writes are many,
+and at rest a write waits for nothing but its own commit.
 
 The guarantees the lanes gave stay: one queue, so the writes for a listener (and every other) keep their
 order, and a claim never overtakes the write that freed the listener; a database that is locked or down
@@ -42,13 +42,16 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-# Writes per transaction at most: a long batch holds SQLite's write lock from other writers (the CLI).
-BATCH_SIZE = 200
+# Writes per transaction at most: a long batch holds SQLite's write lock from other writers (the CLI), and
+# the event loop while it is written (a few milliseconds at this size).
+BATCH_SIZE = 64
 RETRY_FIRST_DELAY = 0.2
 RETRY_MAX_DELAY = 5.0
 # How long an asked write (a claim) waits for a database that is down before it is answered "unavailable"
 # and dropped: a caller must not wait on a listener the roster cannot reserve.
 ASK_PATIENCE = 30.0
+# Batches between two checkpoints of SQLite's WAL (at a few pages a batch, about SQLite's own 1,000 pages).
+CHECKPOINT_EVERY = 256
 
 
 @dataclass(slots=True)
@@ -64,10 +67,17 @@ class _Write(Generic[T]):
 class Scribe:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = session_factory(engine)
-        sync = sync_sqlite_engine(engine)
-        self._sync_sessions = None if sync is None else sessionmaker(sync, expire_on_commit=False)
+        # SQLite: batches are written on the event loop by a connection that never waits for the write
+        # lock (busy timeout 0) nor checkpoints the WAL; when another connection holds the lock, the
+        # batch waits for it on a thread of its own, by a connection that waits as every other does,
+        # which also checkpoints the WAL every CHECKPOINT_EVERY batches.
+        quick = sync_sqlite_engine(engine, busy_timeout=0, autocheckpoint=False)
+        patient = sync_sqlite_engine(engine)
+        self._quick = None if quick is None else sessionmaker(quick, expire_on_commit=False)
+        self._patient = None if patient is None else sessionmaker(patient, expire_on_commit=False)
         # One thread: SQLite writes one transaction at a time anyway, and order is the point.
-        self._thread = None if sync is None else ThreadPoolExecutor(1, thread_name_prefix="scribe")
+        self._thread = None if patient is None else ThreadPoolExecutor(1, thread_name_prefix="scribe")
+        self._since_checkpoint = 0
         self._queue: deque[_Write[Any]] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -167,15 +177,35 @@ class Scribe:
 
     async def _commit(self, items: list[_Write[Any]]) -> list[Any]:
         runs = [item.run for item in items]
-        if self._thread is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_sync, runs)
-        async with transaction(self._sessions) as session:
-            return await session.run_sync(lambda sync: [run(sync) for run in runs])
+        if self._quick is None or self._patient is None or self._thread is None:
+            async with transaction(self._sessions) as session:
+                return await session.run_sync(lambda sync: [run(sync) for run in runs])
+        loop = asyncio.get_running_loop()
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            await loop.run_in_executor(self._thread, self._checkpoint)
+        try:
+            # Here, on the event loop: a batch is a fraction of a millisecond, less than the hop to a
+            # thread and back, which waits for the interpreter while the loop is busy.
+            return self._commit_sync(self._quick, runs)
+        except DatabaseUnavailable as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        # Another connection holds the write lock: wait for it on the thread, never on the loop.
+        return await loop.run_in_executor(self._thread, self._commit_sync, self._patient, runs)
 
-    def _commit_sync(self, runs: list[Callable[[Session], Any]]) -> list[Any]:
-        assert self._sync_sessions is not None
-        with sync_transaction(self._sync_sessions) as session:
+    def _commit_sync(
+        self, sessions: sessionmaker[Session], runs: list[Callable[[Session], Any]]
+    ) -> list[Any]:
+        with sync_transaction(sessions) as session:
             return [run(session) for run in runs]
+
+    def _checkpoint(self) -> None:
+        # PASSIVE: copies what no reader still needs, never waits for one.
+        assert self._patient is not None
+        with self._patient() as session:
+            session.connection().exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _write_alone(self, item: _Write[Any]) -> None:
         delay = RETRY_FIRST_DELAY
