@@ -215,32 +215,32 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-@asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One short transaction; a database that is down or locked becomes DatabaseUnavailable."""
+@contextlib.contextmanager
+def unavailable_as_roster_error() -> Iterator[None]:
+    """A database that is down, locked or lost becomes DatabaseUnavailable (its driver's message only)."""
     try:
-        async with sessions.begin() as session:
-            yield session
+        yield
     except _UNAVAILABLE_ERRORS as exc:
         raise DatabaseUnavailable(f"roster database unavailable: {describe_error(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
         raise
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One short transaction; a database that is down or locked becomes DatabaseUnavailable."""
+    with unavailable_as_roster_error():
+        async with sessions.begin() as session:
+            yield session
 
 
 @contextlib.contextmanager
 def sync_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """transaction() for a synchronous engine (the scribe's thread)."""
-    try:
-        with sessions.begin() as session:
-            yield session
-    except _UNAVAILABLE_ERRORS as exc:
-        raise DatabaseUnavailable(f"roster database unavailable: {describe_error(exc)}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise DatabaseUnavailable(f"roster database connection lost: {describe_error(exc)}") from exc
-        raise
+    """transaction() for a synchronous engine (the scribe's)."""
+    with unavailable_as_roster_error(), sessions.begin() as session:
+        yield session
 
 
 def sync_sqlite_engine(
