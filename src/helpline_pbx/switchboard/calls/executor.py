@@ -244,10 +244,9 @@ class Executor:
         if not claimed:
             self._feed(ClaimFailed(call_id=command.call_id, listener_id=command.listener_id))
             return
-        # The ring goes now, on this listener's lane, while the call's lane may still be putting the
-        # caller on hold: the listener's phone takes longer to answer than the hold takes to set up, and
-        # the connect that needs both waits on the call's lane behind the hold.
-        await self._ring(command, attempt)
+        # The ring itself belongs to the call's lane, after the caller was put on hold: a caller found gone
+        # while being put on hold must ring nobody (ringing at once rang listeners for callers already gone).
+        self.lanes.submit(call_lane(command.call_id), lambda: self._ring(command, attempt))
 
     async def _ring(self, command: OfferCall, attempt: int) -> None:
         call = self._book.call(command.call_id)
@@ -273,13 +272,6 @@ class Executor:
             self._feed(
                 OfferFailed(call_id=call.call_id, listener_id=command.listener_id, reason="unreachable")
             )
-            return
-        now = self._book.call(command.call_id)
-        if now is None or now.current_offers.get(command.listener_id) != attempt:
-            # Withdrawn (or the call ended) while the ring was being sent: the hang-up on the call's lane
-            # may have come before the channel existed. The core already moved on; this leg ends.
-            self._book.release(channel_id)
-            await self._hangup(channel_id)
 
     async def _end_leg(self, call_id: str, listener_id: str) -> None:
         """An offer withdrawn, or a listener let go from a call that goes on: their leg ends."""
