@@ -201,14 +201,14 @@ async def _register_phones(
         ],
     ).start()
     try:
-        await until(lambda: _registered(ari, people), 60 + len(people) / PHONES_REGISTER_RATE, "every phone")
+        await until(lambda: registered(ari, people), 60 + len(people) / PHONES_REGISTER_RATE, "every phone")
     except BaseException:
         await phones.stop_async()
         raise
     return [phones]
 
 
-async def _registered(ari: AriClient, people: list[LoadListener]) -> bool:
+async def registered(ari: AriClient, people: list[LoadListener]) -> bool:
     for listener in people:
         try:
             if (await ari.get_endpoint("PJSIP", listener.endpoint)).state != "online":

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from tests.bench.service import registered
 from tests.bench.waiting_watch import (
     AsteriskLog,
     Watch,
@@ -183,7 +184,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         try:
             await until(lambda: _logged(first_log, "ari_connected"), 30, "the service to connect")
             sipp = phones(target, workdir, listeners)
-            await until(lambda: _registered(ari, listeners), 20, "the phones to register")
+            await until(lambda: registered(ari, listeners), 20, "the phones to register")
             numbers = workdir / "callers.csv"
             write_numbers(numbers, args.callers)
             callers = SippProcess(
@@ -294,16 +295,6 @@ async def _logged(path: Path, event: str) -> bool:
 
 async def _at_least(count: Any, wanted: int) -> bool:
     return bool(count() >= wanted)
-
-
-async def _registered(ari: AriClient, listeners: list[LoadListener]) -> bool:
-    for listener in listeners:
-        try:
-            if (await ari.get_endpoint("PJSIP", listener.endpoint)).state != "online":
-                return False
-        except AriNotFound:
-            return False
-    return True
 
 
 async def _none_left(watch: Watch) -> bool:

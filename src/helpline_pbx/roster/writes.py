@@ -117,21 +117,7 @@ def set_state(
         call_id = valid_call_id(call_id)
     reason = valid_reason(reason)
     now = aware(now)
-    row = (
-        session.connection()
-        .execute(
-            select(
-                Listener.state,
-                Listener.state_reason,
-                Listener.state_call_id,
-                Listener.presence,
-                Listener.presence_reason,
-            )
-            .where(Listener.id == listener_id)
-            .with_for_update()
-        )
-        .first()
-    )
+    row = session.connection().execute(_CURRENT, {"listener_id": listener_id}).first()
     if row is None:
         raise ListenerNotFound(f"no listener {listener_id!r}")
     if owner is not None and held_by_another(row.state, row.state_call_id, owner, call_id):
