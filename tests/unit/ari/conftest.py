@@ -6,20 +6,13 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from ari_fake_server import FakeAri
+from ari_fake_server import FakeAri, serve_on_loopback
 
 
 @pytest.fixture
 async def fake_ari() -> AsyncIterator[FakeAri]:
     fake = FakeAri()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = runner.addresses[0][1]
+    runner, fake.port = await serve_on_loopback(fake.handle)
     yield fake
     await runner.cleanup()
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from ari_fake_server import ARI_PASSWORD, ARI_USER
+from ari_fake_server import ARI_PASSWORD, ARI_USER, serve_on_loopback
 from structlog.testing import capture_logs
 
 from helpline_pbx.ari import AriClient, AriUnavailable
@@ -165,13 +165,7 @@ class CountingAri:
 @pytest.fixture
 async def counting_ari() -> AsyncIterator[CountingAri]:
     fake = CountingAri()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, fake.port = await serve_on_loopback(fake.handle)
     yield fake
     fake.release.set()
     await runner.cleanup()
