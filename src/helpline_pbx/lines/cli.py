@@ -125,6 +125,8 @@ WAITING_OPTIONS = {
     "announce_every": "tell waiting callers their position and estimated wait every N s",
     "choice_after": "after N s of waiting, offer to keep the place or hear the alternatives",
     "max_wait": "an estimated wait above N s: callers first hear the overloaded message",
+    "service_level": "the service level counts calls answered within N s; a longer wait raises an alert",
+    "short_abandon": "a caller who hangs up within N s is a short abandon, left out of the service level",
 }
 
 
@@ -216,6 +218,8 @@ async def _add(lines: Lines, args: argparse.Namespace) -> None:
         announce_every=args.announce_every,
         choice_after=args.choice_after,
         max_wait=args.max_wait,
+        service_level=args.service_level,
+        short_abandon=args.short_abandon,
         practice=args.practice,
         trainees_allowed=args.trainees_allowed,
         active=not args.inactive,
@@ -354,6 +358,8 @@ def _print_line(line: LineSnapshot) -> None:
         ("announce", _seconds(line.announce_every, "never", "every ")),
         ("choice after", _seconds(line.choice_after, "never")),
         ("max wait", _seconds(line.max_wait, "no limit")),
+        ("service level", _seconds(line.service_level, "service default")),
+        ("short abandon", _seconds(line.short_abandon, "service default")),
         ("practice", "yes: trainees only" if line.practice else "no"),
         ("trainees", "allowed (supervised)" if line.trainees_allowed else "not on real calls"),
         ("active", "yes" if line.active else "no"),

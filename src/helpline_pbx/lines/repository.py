@@ -73,6 +73,8 @@ class Lines:
         announce_every: int | None = None,
         choice_after: int | None = None,
         max_wait: int | None = None,
+        service_level: int | None = None,
+        short_abandon: int | None = None,
         practice: bool = False,
         trainees_allowed: bool = False,
         active: bool = True,
@@ -100,6 +102,8 @@ class Lines:
             announce_every=valid_seconds("announce_every", announce_every),
             choice_after=valid_seconds("choice_after", choice_after),
             max_wait=valid_seconds("max_wait", max_wait),
+            service_level=valid_seconds("service_level", service_level),
+            short_abandon=valid_seconds("short_abandon", short_abandon),
             practice=practice,
             trainees_allowed=trainees_allowed,
             active=active,
@@ -174,6 +178,8 @@ class Lines:
         announce_every: int | Unset | None = UNSET,
         choice_after: int | Unset | None = UNSET,
         max_wait: int | Unset | None = UNSET,
+        service_level: int | Unset | None = UNSET,
+        short_abandon: int | Unset | None = UNSET,
         practice: bool | None = None,
         trainees_allowed: bool | None = None,
         active: bool | None = None,
@@ -207,6 +213,8 @@ class Lines:
                 ("announce_every", announce_every),
                 ("choice_after", choice_after),
                 ("max_wait", max_wait),
+                ("service_level", service_level),
+                ("short_abandon", short_abandon),
             )
         }
         replace_numbers = None if numbers is None else valid_numbers(numbers)

@@ -45,6 +45,8 @@ class LineSnapshot:
     announce_every: int | None = None
     choice_after: int | None = None
     max_wait: int | None = None
+    service_level: int | None = None
+    short_abandon: int | None = None
     practice: bool = False
     trainees_allowed: bool = False
 
@@ -117,6 +119,8 @@ def snapshot_of(row: LineRow) -> LineSnapshot:
         announce_every=row.announce_every,
         choice_after=row.choice_after,
         max_wait=row.max_wait,
+        service_level=row.service_level,
+        short_abandon=row.short_abandon,
         practice=row.practice,
         trainees_allowed=row.trainees_allowed,
     )

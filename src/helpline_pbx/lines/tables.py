@@ -53,6 +53,11 @@ class LineRow(Base):
     choice_after: Mapped[int | None] = mapped_column(Integer)
     # An estimated wait above this many seconds: the caller hears the overloaded message first.
     max_wait: Mapped[int | None] = mapped_column(Integer)
+    # The board's and the statistics' thresholds, in seconds (None: the service's defaults): a call answered
+    # within `service_level` counts towards the service level, and a wait beyond it raises an alert; a caller
+    # who hangs up within `short_abandon` is a short abandon, left out of the service level.
+    service_level: Mapped[int | None] = mapped_column(Integer)
+    short_abandon: Mapped[int | None] = mapped_column(Integer)
     # A training line: its calls go only to trainees and are marked practice everywhere.
     practice: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Real calls of this line may reach trainees (whose calls supervisors may always join).

@@ -87,6 +87,8 @@ SECONDS_RANGES = {
     "announce_every": range(15, 3601),
     "choice_after": range(10, 3601),
     "max_wait": range(0, 7201),
+    "service_level": range(1, 3601),
+    "short_abandon": range(0, 601),
 }
 
 

@@ -1,7 +1,8 @@
 """The roster database: listeners, claims, anonymous call records."""
 
-# Importing the lines' tables here puts them on the shared metadata (migrations and the schema
-# test read it). A plain import: the lines import this package, so it may be half imported here.
+# Importing the lines' and the console's tables here puts them on the shared metadata (migrations and the
+# schema test read it). A plain import: the lines import this package, so it may be half imported here.
+import helpline_pbx.console.tables
 import helpline_pbx.lines.tables  # noqa: F401
 from helpline_pbx.roster.database import make_engine, session_factory, upgrade, upgrade_sync
 from helpline_pbx.roster.errors import (

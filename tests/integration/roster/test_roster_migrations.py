@@ -56,6 +56,9 @@ async def test_upgrade_from_empty_reaches_head_and_matches_models(empty_database
             "line_numbers",
             "debriefs",
             "supervisions",
+            "accounts",
+            "console_sessions",
+            "console_audit",
         }
         assert version == _head()
         assert drift == []

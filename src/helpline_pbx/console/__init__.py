@@ -1,0 +1,1 @@
+"""The web console: accounts, the live board, statistics, management and metrics."""
