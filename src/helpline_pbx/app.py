@@ -227,6 +227,7 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
     housekeeping = asyncio.create_task(run_daily(engine, keyring, retention_of(settings.retention_days)))
     watcher = auth_failure_watcher(settings, Roster(engine))
     auth_failures = asyncio.create_task(watcher.run()) if watcher is not None else None
+    background: list[asyncio.Task[None]] = []
     try:
         await agi.start()
         async with (
@@ -247,8 +248,24 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, board.request_drain)
+            console = None
+            if settings.console:
+                from helpline_pbx.console.server import ConsoleError, console_for
+
+                try:
+                    console, live = console_for(settings, engine, board, scribe)
+                    await console.start(settings.console_dir)
+                    background.append(asyncio.create_task(live.run(), name="console-board"))
+                except (OSError, ConsoleError) as exc:
+                    # The calls matter more than the console: they go on without it, loudly.
+                    log.error("console_not_started", error=str(exc), port=settings.console_port)
+                    console = None
             log.info("service_started", app=settings.ari_app)
-            await board.run()
+            try:
+                await board.run()
+            finally:
+                if console is not None:
+                    await console.close()
             if board.replaced:
                 raise SystemExit(
                     "another process took the ARI application over: two services must not share it"
@@ -263,8 +280,10 @@ async def serve(settings: Settings, redactor: Redactor | None = None) -> None:
         remembering.cancel()
         if auth_failures is not None:
             auth_failures.cancel()
+        for task in background:
+            task.cancel()
         await asyncio.gather(
-            housekeeping, remembering, *filter(None, [auth_failures]), return_exceptions=True
+            housekeeping, remembering, *filter(None, [auth_failures]), *background, return_exceptions=True
         )
         await agi.close()
         await scribe.close()

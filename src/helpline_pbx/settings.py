@@ -77,7 +77,23 @@ def state_defaults(state_dir: Path) -> dict[str, Any]:
         "auth_failure_log": state_dir / "log" / "sip-auth-failures.log",
         "keys_dir": state_dir / "keys",
         "database_url": f"sqlite+aiosqlite:///{state_dir}/roster.db",
+        "console_dir": state_dir / "console",
     }
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def console_dir_from_env() -> Path:
+    """The console's folder for commands that need only it (`board`)."""
+    folder = os.environ.get("HELPLINE_CONSOLE_DIR")
+    return Path(folder) if folder else state_dir_from_env() / "console"
 
 
 def database_url_from_env() -> str:
@@ -171,6 +187,24 @@ class Settings(BaseSettings):
     supervise_consenting: bool = True
     supervision_modes: str = Field(default="listen,coach,join", pattern=r"^\s*[a-z]+(\s*,\s*[a-z]+)*\s*$")
 
+    # The web console (and /metrics), served by the service itself. Loopback by default; bound elsewhere it
+    # speaks HTTPS (the operator's certificate, else one generated on first start), and plain HTTP off
+    # loopback is refused unless console_allow_plain_http says the operator's proxy terminates TLS.
+    console: bool = True
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(default=8089, ge=0, le=65535)
+    console_tls: str = Field(default="auto", pattern=r"^(auto|on|off)$")
+    # The console's own files: its address once started (url), the box's board token, the generated
+    # certificate. The operator's certificate and key, when given, are used instead of a generated one.
+    console_dir: Path = DEFAULT_STATE_DIR / "console"
+    console_cert_file: Path | None = None
+    console_key_file: Path | None = None
+    console_allow_plain_http: bool = False
+    # The board's and statistics' defaults for lines that set none: answered within N s counts towards the
+    # service level (and a longer wait raises an alert); hung up within N s is a short abandon.
+    service_level: int = Field(default=30, ge=1, le=3600)
+    short_abandon: int = Field(default=5, ge=0, le=600)
+
     @model_validator(mode="before")
     @classmethod
     def _defaults_from_state_dir(cls, data: Any) -> Any:
@@ -179,6 +213,27 @@ class Settings(BaseSettings):
             for name, value in state_defaults(Path(data["state_dir"])).items():
                 data.setdefault(name, value)
         return data
+
+    @model_validator(mode="after")
+    def _console_is_safe(self) -> Self:
+        plain_off_loopback = not self.console_https() and not _loopback(self.console_host)
+        if self.console and plain_off_loopback and not self.console_allow_plain_http:
+            raise ValueError(
+                f"the console would serve plain HTTP on {self.console_host}: use console_tls=on or auto, "
+                "or set console_allow_plain_http=true only behind a proxy that terminates TLS"
+            )
+        return self
+
+    def console_certificate(self) -> tuple[Path, Path]:
+        return (
+            self.console_cert_file or self.console_dir / "cert.pem",
+            self.console_key_file or self.console_dir / "key.pem",
+        )
+
+    def console_https(self) -> bool:
+        if self.console_tls == "on":
+            return True
+        return self.console_tls == "auto" and not _loopback(self.console_host)
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:

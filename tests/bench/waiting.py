@@ -76,6 +76,8 @@ def waiting_env(target: AsteriskTarget, workdir: Path) -> dict[str, str]:
         HELPLINE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'roster.db'}",
         HELPLINE_STATE_DIR=str(workdir / "state"),
         HELPLINE_KEYS_DIR=str(workdir / "keys"),
+        HELPLINE_CONSOLE_PORT="0",
+        HELPLINE_CONSOLE_DIR=str(workdir / "console"),
         HELPLINE_ARI_URL=target.ari_url,
         HELPLINE_ARI_USER=target.ari_user,
         HELPLINE_ARI_APP=target.app,

@@ -42,6 +42,8 @@ class ServiceProcess:
             "HELPLINE_DATABASE_URL": database_url,
             "HELPLINE_KEYS_DIR": str(workdir / "keys"),
             "HELPLINE_AGI_PORT": "0",
+            "HELPLINE_CONSOLE_PORT": "0",
+            "HELPLINE_CONSOLE_DIR": str(workdir / f"console-{app}"),
             "HELPLINE_RING_TIMEOUT": "5",
             "HELPLINE_REST_AFTER_CALL": "1",
             "HELPLINE_MAX_MISSED_OFFERS": "0",

@@ -396,6 +396,8 @@ def _service_env(plan: LoadPlan, target: AsteriskTarget, workdir: Path) -> dict[
         HELPLINE_ARI_APP=target.app,
         HELPLINE_ARI_PASSWORD_FILE=str(target.ari_password_file),
         HELPLINE_KEYS_DIR=str(workdir / "keys"),
+        HELPLINE_CONSOLE_PORT="0",
+        HELPLINE_CONSOLE_DIR=str(workdir / "console"),
         HELPLINE_RING_TIMEOUT=f"{plan.ring_timeout:g}",
         HELPLINE_REST_AFTER_CALL=f"{plan.rest_after_call:g}",
         # A load run measures the call path: listeners are never paused for misses nor sent on breaks.

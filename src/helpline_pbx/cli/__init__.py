@@ -1,5 +1,5 @@
-"""The `helpline-pbx` command: serve, check, welcome, db upgrade, purge, and the roster's command groups
-(listeners, lines, debriefs, supervisions, callers), one module each."""
+"""The `helpline-pbx` command: serve, check, welcome, board, db upgrade, purge, and the roster's command
+groups (listeners, lines, debriefs, supervisions, callers, accounts), one module each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from helpline_pbx.cli import callers, database, debriefs, listeners, service, supervisions
+from helpline_pbx.cli import accounts, board, callers, database, debriefs, listeners, service, supervisions
 from helpline_pbx.cli.common import EXIT_CONFIG, EXIT_FAILED
 from helpline_pbx.lines import cli as lines
 from helpline_pbx.settings import SettingsError
@@ -29,13 +29,14 @@ def _groups() -> dict[str, GroupRun]:
         "debriefs": debriefs.run,
         "supervisions": supervisions.run,
         "callers": callers.run,
+        "accounts": accounts.run,
     }
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="helpline-pbx", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    for module in (service, database, listeners, debriefs, supervisions, callers, lines):
+    for module in (service, database, listeners, debriefs, supervisions, callers, lines, accounts, board):
         module.add_parser(sub)
     return top
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return service.welcome()
             case "db":
                 return database.upgrade()
+            case "board":
+                return board.board(args)
             case "purge":
                 return asyncio.run(database.purge())
             case group if group in (groups := _groups()):

@@ -8,7 +8,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from helpline_pbx.cli.common import EXIT_OK, fail, on_database
+from helpline_pbx.cli.common import EXIT_OK, on_database
 from helpline_pbx.roster.states import Presence, Role
 
 if TYPE_CHECKING:
@@ -138,11 +138,7 @@ async def _edit(roster: Roster, args: argparse.Namespace) -> None:
 
 async def _set_presence(roster: Roster, args: argparse.Namespace) -> int:
     presence, _ = _PRESENCE_COMMANDS[args.listeners_command]
-    reason = None
-    if presence is Presence.PAUSED:
-        reason = args.reason.strip()
-        if not reason:
-            return fail("a pause needs a reason of a few words")
+    reason = args.reason.strip() if presence is Presence.PAUSED else None
     changed = await roster.set_presence(args.listener, presence, reason=reason, now=datetime.now(UTC))
     why = f" ({changed.presence_reason})" if changed.presence_reason else ""
     print(f"{changed.pseudonym} ({changed.id}) is {_PRESENCE_SAID[presence]}{why}")

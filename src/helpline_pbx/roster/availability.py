@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from helpline_pbx.roster import writes
 from helpline_pbx.roster.database import Repository
+from helpline_pbx.roster.errors import InvalidListener
 from helpline_pbx.roster.listeners import find_listener
 from helpline_pbx.roster.rows import listener_snapshot
 from helpline_pbx.roster.snapshots import ListenerSnapshot
@@ -75,6 +76,8 @@ class Availability(Repository):
         """
         wanted = valid_presence(presence)
         reason = valid_reason(reason)
+        if wanted is Presence.PAUSED and not (reason or "").strip():
+            raise InvalidListener("a pause needs a reason of a few words")
         async with self._transaction() as session:
             listener = await find_listener(session, ref, for_update=True)
             changes = writes.presence_values(

@@ -86,6 +86,8 @@ class Scribe:
         self._closing = False
         self.batches = 0
         self.written = 0
+        # Batches tried again because the database was down or locked (a metric).
+        self.retries = 0
         # Set while the database refuses the writes (locked or down), cleared once a batch is written.
         self.stalled = asyncio.Event()
 
@@ -159,6 +161,7 @@ class Scribe:
                 # database is back. Later writes queue behind it.
                 log.warning("roster_unavailable", error=exc.code, waiting=len(items) + len(self._queue))
                 self.stalled.set()
+                self.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 items = _past_patience(items, exc)
@@ -215,6 +218,7 @@ class Scribe:
             except DatabaseUnavailable as exc:
                 if not _past_patience([item], exc):
                     return
+                self.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
                 continue

@@ -71,6 +71,8 @@ class RosterSync:
         self._reachable: dict[str, bool] = {}
         self._listener_by_endpoint: dict[str, str] = {}
         self._listener_codes: dict[str, str] = {}
+        # The active listeners as last read from the roster (the console's board names them by pseudonym).
+        self.listeners: dict[str, ListenerSnapshot] = {}
 
     def forget_phones(self) -> None:
         """Asterisk may have restarted: its memory objects are gone, push every phone again."""
@@ -129,6 +131,7 @@ class RosterSync:
         """
         now = datetime.now(UTC)
         active = {listener.id: listener for listener in listeners}
+        self.listeners = active
         self._listener_by_endpoint = {x.endpoint: x.id for x in active.values()}
         self._listener_codes = {x.code: x.id for x in active.values() if x.code}
         for endpoint in await self._ari.list_endpoints("PJSIP"):
