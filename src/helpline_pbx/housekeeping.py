@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from helpline_pbx.console.statistics import LineRules
+from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.roster.retention import PurgeReport, Retention, purge
 from helpline_pbx.tokens import KeyRing, KeyRingError
@@ -41,7 +43,10 @@ def retention_of(days: int) -> Retention:
 
 async def housekeep(engine: AsyncEngine, keyring: KeyRing, retention: Retention) -> HousekeepingReport:
     destroyed = await asyncio.to_thread(keyring.rotate)
-    report = await purge(engine, datetime.now(UTC), retention)
+    # The aggregates count each line's days in its zone and judge its calls by its thresholds as they are
+    # today: the statistics of purged days then read like those of recorded ones.
+    rules = {line.name: LineRules.of_line(line) for line in await Lines(engine).list()}
+    report = await purge(engine, datetime.now(UTC), retention, rules)
     return HousekeepingReport(report, destroyed)
 
 

@@ -4,12 +4,23 @@ go too."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from helpline_pbx.console.statistics import (
+    REST_SLACK,
+    CallFacts,
+    DayAggregate,
+    LineRules,
+    StateChange,
+    aggregate,
+    rest_after,
+)
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.tables import (
     CallerBar,
@@ -21,6 +32,9 @@ from helpline_pbx.roster.tables import (
     RecentCall,
     Supervision,
 )
+
+# A line the purge has no rules for is counted in UTC days, with the service's default thresholds.
+UNKNOWN_LINE = LineRules("UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +58,19 @@ class PurgeReport:
     handled_debriefs: int = 0
 
 
-async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Retention()) -> PurgeReport:
-    """Aggregate and delete what is past its retention, in one transaction (idempotent)."""
+async def purge(
+    engine: AsyncEngine,
+    now: datetime,
+    retention: Retention = Retention(),
+    rules: Mapping[str, LineRules] | None = None,
+    default_rules: LineRules = UNKNOWN_LINE,
+) -> PurgeReport:
+    """Aggregate and delete what is past its retention, in one transaction (idempotent).
+
+    rules are each line's zone and thresholds as they are now (by line name): the aggregates keep what the
+    console's statistics need, judged by them. A line without rules (removed, or none given) is counted
+    in default_rules: UTC days and the service's default thresholds.
+    """
     sessions = session_factory(engine)
     async with transaction(sessions) as session:
         old_calls = list(
@@ -53,32 +78,15 @@ async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Reten
                 select(CallRecord).where(CallRecord.ended_at < now - retention.call_records)
             )
         )
-        for record in old_calls:
-            day = record.queued_at.date().isoformat()
-            stats = await session.get(DailyStats, (day, record.line, record.practice))
+        facts = await _call_facts(session, old_calls, now)
+        for day in aggregate(facts, rules or {}, default_rules):
+            key = (day.day.isoformat(), day.line, day.practice)
+            stats = await session.get(DailyStats, key)
             if stats is None:
-                stats = DailyStats(
-                    day=day,
-                    line=record.line,
-                    practice=record.practice,
-                    calls=0,
-                    served=0,
-                    abandoned=0,
-                    fallback=0,
-                    alternatives=0,
-                    wait_seconds_total=0.0,
-                    talk_seconds_total=0.0,
-                    wait_seconds_max=0.0,
-                )
-                session.add(stats)
-            stats.calls += 1
-            stats.served += record.outcome == "served"
-            stats.abandoned += record.outcome == "abandoned"
-            stats.fallback += record.outcome == "fallback"
-            stats.alternatives += record.outcome == "alternatives"
-            stats.wait_seconds_total += record.wait_seconds
-            stats.talk_seconds_total += record.talk_seconds
-            stats.wait_seconds_max = max(stats.wait_seconds_max, record.wait_seconds)
+                session.add(_new_row(day))
+            else:
+                _add_to(stats, day)
+        for record in old_calls:
             await session.delete(record)
         counts = []
         for table, column, keep in (
@@ -94,3 +102,101 @@ async def purge(engine: AsyncEngine, now: datetime, retention: Retention = Reten
             result = await session.execute(delete(table).where(column < now - keep))
             counts.append(int(getattr(result, "rowcount", 0) or 0))
     return PurgeReport(len(old_calls), *counts)
+
+
+async def _call_facts(session: AsyncSession, records: list[CallRecord], now: datetime) -> list[CallFacts]:
+    """The records as the statistics read them, with the rest each answering listener took after the call
+    (from their audit, still there: it is purged after this, and never sooner than the records by
+    default)."""
+    answered = [r for r in records if r.outcome == "served" and r.listener_id is not None]
+    changes: dict[str, list[StateChange]] = {}
+    if answered:
+        since = min(r.ended_at for r in answered) - REST_SLACK
+        rows = await session.execute(
+            select(ListenerEvent.listener_id, ListenerEvent.at, ListenerEvent.state)
+            .where(
+                ListenerEvent.listener_id.in_({r.listener_id for r in answered}),
+                ListenerEvent.at >= since,
+            )
+            .order_by(ListenerEvent.at, ListenerEvent.id)
+        )
+        for listener_id, at, state in rows:
+            changes.setdefault(listener_id, []).append(StateChange(listener_id, at, state))
+    return [
+        CallFacts(
+            line=r.line,
+            queued_at=r.queued_at,
+            outcome=r.outcome,
+            wait_seconds=r.wait_seconds,
+            talk_seconds=r.talk_seconds,
+            listener_id=r.listener_id,
+            practice=r.practice,
+            rest_seconds=rest_after(changes.get(r.listener_id, []), r.ended_at, now)
+            if r.outcome == "served" and r.listener_id is not None
+            else 0.0,
+        )
+        for r in records
+    ]
+
+
+def _new_row(day: DayAggregate) -> DailyStats:
+    return DailyStats(
+        day=day.day.isoformat(),
+        line=day.line,
+        practice=day.practice,
+        timezone=day.timezone,
+        calls=day.calls,
+        served=day.served,
+        abandoned=day.abandoned,
+        fallback=day.fallback,
+        alternatives=day.alternatives,
+        wait_seconds_total=day.wait_seconds_total,
+        talk_seconds_total=day.talk_seconds_total,
+        wait_seconds_max=day.wait_seconds_max,
+        short_abandons=day.short_abandons,
+        answered_in_service_level=day.answered_in_service_level,
+        service_level_seconds=day.service_level_seconds,
+        short_abandon_seconds=day.short_abandon_seconds,
+        answered_wait_seconds_total=day.answered_wait_seconds_total,
+        rest_seconds_total=day.rest_seconds_total,
+        wait_histogram=None if day.wait_histogram is None else list(day.wait_histogram),
+        hourly=None if day.hourly is None else list(day.hourly),
+    )
+
+
+def _add_to(stats: DailyStats, day: DayAggregate) -> None:
+    """A later purge's calls of a day already aggregated (calls that ended after the earlier cut-off).
+
+    The row keeps its zone: a line's zone changed in between leaves these calls on that zone's day. A
+    column the row lacks (aggregated before revision 0011) stays unknown.
+    """
+    stats.calls += day.calls
+    stats.served += day.served
+    stats.abandoned += day.abandoned
+    stats.fallback += day.fallback
+    stats.alternatives += day.alternatives
+    stats.wait_seconds_total += day.wait_seconds_total
+    stats.talk_seconds_total += day.talk_seconds_total
+    stats.wait_seconds_max = max(stats.wait_seconds_max, day.wait_seconds_max)
+    stats.short_abandons = _sum(stats.short_abandons, day.short_abandons)
+    stats.answered_in_service_level = _sum(stats.answered_in_service_level, day.answered_in_service_level)
+    stats.answered_wait_seconds_total = _sum(
+        stats.answered_wait_seconds_total, day.answered_wait_seconds_total
+    )
+    stats.rest_seconds_total = _sum(stats.rest_seconds_total, day.rest_seconds_total)
+    # New lists, not the same ones changed in place: the ORM notices a JSON column's change by assignment.
+    stats.wait_histogram = _sum_lists(stats.wait_histogram, day.wait_histogram)
+    stats.hourly = _sum_lists(stats.hourly, day.hourly)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _sum(total: _N | None, more: _N | None) -> _N | None:
+    return None if total is None or more is None else total + more
+
+
+def _sum_lists(total: list[int] | None, more: tuple[int, ...] | None) -> list[int] | None:
+    if total is None or more is None or len(total) != len(more):
+        return None
+    return [a + b for a, b in zip(total, more, strict=True)]

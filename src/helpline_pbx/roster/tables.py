@@ -193,11 +193,15 @@ class RecentCall(Base):
 
 
 class DailyStats(Base):
-    """Aggregates of purged call records: what stays after the retention period."""
+    """Aggregates of purged call records: what stays after the retention period.
+
+    The new columns of revision 0011 are None in rows aggregated before it: unknown, not zero.
+    """
 
     __tablename__ = "daily_stats"
 
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    # YYYY-MM-DD, a local day in `timezone` (the line's zone when it was purged; UTC before revision 0011).
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
     line: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Practice calls are counted apart from real ones.
     practice: Mapped[bool] = mapped_column(primary_key=True, default=False, server_default=false())
@@ -209,6 +213,22 @@ class DailyStats(Base):
     wait_seconds_total: Mapped[float] = mapped_column(Float)
     talk_seconds_total: Mapped[float] = mapped_column(Float)
     wait_seconds_max: Mapped[float] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Abandoned within the short-abandon threshold, and answered within the service level, as judged by the
+    # line's thresholds at purge time (kept beside them: a threshold changed later does not rewrite history).
+    short_abandons: Mapped[int | None] = mapped_column(Integer)
+    answered_in_service_level: Mapped[int | None] = mapped_column(Integer)
+    service_level_seconds: Mapped[int | None] = mapped_column(Integer)
+    short_abandon_seconds: Mapped[int | None] = mapped_column(Integer)
+    # wait_seconds_total covers every call; the speed of answer needs the answered calls' waits alone.
+    answered_wait_seconds_total: Mapped[float | None] = mapped_column(Float)
+    # Rest taken after answered calls (listener audit), for the handle time.
+    rest_seconds_total: Mapped[float | None] = mapped_column(Float)
+    # Answered calls counted by wait, one count per bucket of console.statistics.WAIT_BUCKETS then one for
+    # longer waits: enough for an approximate p90 once the waits themselves are gone.
+    wait_histogram: Mapped[list[int] | None] = mapped_column(JSON)
+    # Calls by local hour of their arrival (24 counts), for the heat map.
+    hourly: Mapped[list[int] | None] = mapped_column(JSON)
 
 
 class Debrief(Base):
