@@ -8,12 +8,16 @@ BIN := $(VENV)/bin
 STATE ?= $(or $(HELPLINE_STATE_DIR),/var/lib/helpline-pbx)
 # The Debian packages the project needs on the host (the Asterisk root brings Asterisk itself; gcc builds the
 # project's Asterisk module against that Asterisk's headers).
-APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev gcc libc6-dev
-# What only the tests need: fail2ban's fail2ban-regex checks the shipped filter against real log lines.
-TEST_APT_PACKAGES := fail2ban
+APT_PACKAGES := debootstrap sip-tester espeak-ng sox curl iproute2 python3-venv python3-dev gcc libc6-dev openssl
+# What only the tests need: fail2ban's fail2ban-regex checks the shipped filter against real log lines;
+# Debian's Chromium is the browser the console's tests drive.
+TEST_APT_PACKAGES := fail2ban chromium
+# The console's front-end libraries: from the npm registry, pinned by web/package-lock.json, copied into the
+# service's static folder (the browser never fetches anything from elsewhere).
+CONSOLE_VENDOR := src/helpline_pbx/console/static/vendor/chart.umd.js
 export HELPLINE_STATE_DIR := $(STATE)
 
-.PHONY: help deps test-deps venv asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
+.PHONY: help deps test-deps venv web asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
 
 help:
 	@echo "make run              start Asterisk and the service on SQLite (installs what it needs)"
@@ -48,6 +52,13 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+$(CONSOLE_VENDOR): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps APT_PACKAGES="nodejs npm"
+	@cd web && npm ci --no-fund --no-audit --loglevel=error >/dev/null || { echo "make: npm could not install the console's libraries (web/package-lock.json): check the network or the npm registry, then run make again" >&2; exit 1; }
+	@mkdir -p $(dir $@) && cp web/node_modules/chart.js/dist/chart.umd.js $@
+
+web: $(CONSOLE_VENDOR)
+
 asterisk: deps
 	@scripts/asterisk.sh ensure
 
@@ -60,17 +71,17 @@ asterisk-stop:
 prompts: deps
 	@scripts/asterisk.sh install
 
-run: deps venv asterisk-start
+run: deps venv web asterisk-start
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
 	export HELPLINE_DATABASE_URL=$${HELPLINE_DATABASE_URL:-sqlite+aiosqlite:///$(STATE)/roster.db}; \
 	$(BIN)/helpline-pbx db upgrade && $(BIN)/helpline-pbx welcome && exec $(BIN)/helpline-pbx serve
 
-test: deps test-deps venv asterisk
+test: deps test-deps venv web asterisk
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Unit and integration tests only, without Asterisk.
-test-fast: venv
+test-fast: venv web
 	@$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 lint: venv
@@ -94,4 +105,4 @@ soak: deps venv asterisk
 	@$(BIN)/python -m tests.load.soak --out soak-results/soak.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results soak-results src/*.egg-info
+	rm -rf $(VENV) web/node_modules src/helpline_pbx/console/static/vendor .pytest_cache .mypy_cache .ruff_cache bench-results soak-results src/*.egg-info

@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from helpline_pbx.console.statistics import CallFacts, Thresholds, answered_within, is_short_abandon
 from helpline_pbx.core.commands import ListenerState
 from helpline_pbx.core.model import CallState, CallView, ListenerView
 
-DEFAULT_SERVICE_LEVEL = 30
-DEFAULT_SHORT_ABANDON = 5
 UNREGISTERED = "unregistered"
 
 # What a figure means, shown next to it on every view.
@@ -37,17 +36,7 @@ class LineInfo:
     name: str
     label: str
     open: bool
-    service_level: int = DEFAULT_SERVICE_LEVEL
-    short_abandon: int = DEFAULT_SHORT_ABANDON
-
-
-@dataclass(frozen=True, slots=True)
-class EndedCall:
-    """An anonymous record of a call that ended today."""
-
-    line: str
-    outcome: str
-    wait_seconds: float
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +123,15 @@ def shown_state(view: ListenerView) -> str:
 
 
 def figures(
-    line: LineInfo, waiting: Sequence[float], on_duty: int, ended: Iterable[EndedCall]
+    line: LineInfo, waiting: Sequence[float], on_duty: int, ended: Iterable[CallFacts]
 ) -> LineFigures:
+    """Today's figures of a line, judged by the same rules as the statistics (statistics.py)."""
     ended = list(ended)
     answered = [c for c in ended if c.outcome == "served"]
     abandoned = [c for c in ended if c.outcome == "abandoned"]
-    short = [c for c in abandoned if c.wait_seconds <= line.short_abandon]
+    short = [c for c in abandoned if is_short_abandon(c, line.thresholds)]
     counted = len(ended) - len(short)
-    within = sum(1 for c in answered if c.wait_seconds <= line.service_level)
+    within = sum(1 for c in answered if answered_within(c, line.thresholds))
     return LineFigures(
         line=line.name,
         label=line.label,
@@ -156,7 +146,7 @@ def figures(
         answered_within=within,
         service_level=within / counted if counted else None,
         average_speed_of_answer=(sum(c.wait_seconds for c in answered) / len(answered) if answered else None),
-        threshold=line.service_level,
+        threshold=line.thresholds.service_level,
     )
 
 
@@ -168,7 +158,7 @@ def build_board(
     codes: Mapping[str, str],
     lines: Mapping[str, LineInfo],
     roster: Mapping[str, ListenerInfo],
-    ended_today: Sequence[EndedCall],
+    ended_today: Sequence[CallFacts],
     open_debriefs: int,
     clock: StateClock,
     first_seen: Mapping[str, datetime] | None = None,
@@ -193,6 +183,8 @@ def build_board(
             listener=pseudonyms.get(c.listener_id) if c.listener_id else None,
         )
         for c in calls
+        # A connected call shows on its listener's row (by its code): this list is who is still waiting.
+        if c.state is not CallState.CONNECTED
     )
     per_line = []
     for name in sorted(known):

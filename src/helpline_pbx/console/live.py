@@ -13,7 +13,6 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -21,7 +20,8 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpline_pbx.console.board import Board, EndedCall, LineInfo, ListenerInfo, StateClock, build_board
+from helpline_pbx.console.board import Board, LineInfo, ListenerInfo, StateClock, build_board
+from helpline_pbx.console.statistics import CallFacts, LineRules, Thresholds
 from helpline_pbx.core import Command, Event
 from helpline_pbx.core.commands import RecordCall, RequestDebrief
 from helpline_pbx.core.queue import CallQueue
@@ -38,12 +38,6 @@ RELOAD_TODAY = 30.0
 MAX_SUBSCRIBERS = 50
 # The board's day: midnight in the line's zone (the association's, for the total).
 DEFAULT_ZONE = "Europe/Paris"
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    service_level: int
-    short_abandon: int
 
 
 class LiveBoard:
@@ -68,7 +62,7 @@ class LiveBoard:
         self._clock = StateClock()
         self._stale = asyncio.Event()
         self._subscribers: set[asyncio.Queue[str]] = set()
-        self._ended: dict[str, EndedCall] = {}
+        self._ended: dict[str, CallFacts] = {}
         self._day: str = ""
         self._open_debriefs = 0
         self._codes: dict[str, str] = {}
@@ -81,7 +75,13 @@ class LiveBoard:
         for command in commands:
             if isinstance(command, RecordCall) and not command.record.practice:
                 record = command.record
-                self._ended[record.call_id] = EndedCall(record.line, record.outcome, record.wait_seconds)
+                self._ended[record.call_id] = CallFacts(
+                    line=record.line,
+                    queued_at=datetime.fromtimestamp(record.queued_at, UTC),
+                    outcome=record.outcome,
+                    wait_seconds=record.wait_seconds,
+                    talk_seconds=record.talk_seconds,
+                )
             elif isinstance(command, RequestDebrief):
                 self._open_debriefs += 1
         self._stale.set()
@@ -108,10 +108,7 @@ class LiveBoard:
                 name=line.name,
                 label=line.label,
                 open=line.active and line.hours.is_open(datetime.fromtimestamp(now, UTC)),
-                service_level=line.service_level or self._defaults.service_level,
-                short_abandon=line.short_abandon
-                if line.short_abandon is not None
-                else self._defaults.short_abandon,
+                thresholds=LineRules.of_line(line, self._defaults).thresholds,
             )
         roster = {lid: ListenerInfo(x.pseudonym, str(x.role)) for lid, x in self._listeners().items()}
         board = build_board(
@@ -186,8 +183,10 @@ class LiveBoard:
         if day != self._day:
             self._ended.clear()
             self._day = day
-        for call_id, line, outcome, wait in rows:
-            self._ended[call_id] = EndedCall(line, outcome, wait)
+        for call_id, line, queued_at, outcome, wait, talk in rows:
+            self._ended[call_id] = CallFacts(
+                line=line, queued_at=queued_at, outcome=outcome, wait_seconds=wait, talk_seconds=talk
+            )
         self._open_debriefs = int(debriefs or 0)
 
 

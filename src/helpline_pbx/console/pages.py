@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,16 @@ from aiohttp import web
 from helpline_pbx.console.accounts import AccountError, Accounts
 from helpline_pbx.console.live import LiveBoard
 from helpline_pbx.console.metrics import CONTENT_TYPE, Metrics
+from helpline_pbx.console.statistics import (
+    WEEKDAYS,
+    Statistics,
+    Thresholds,
+    daily_csv,
+    heat_map_csv,
+    load_csv,
+    summary_csv,
+)
+from helpline_pbx.console.statistics_queries import StatisticsRequest, period_statistics
 from helpline_pbx.console.web import (
     ACCOUNTS_KEY,
     COORDINATOR,
@@ -54,7 +63,7 @@ class Parts:
     # Lets `helpline-pbx board` on the box read the board without an account (a file only root reads).
     board_token: str
     bar_days: float
-    statistics: Callable[[web.Request], Any] | None = None
+    defaults: Thresholds = field(default_factory=Thresholds)
 
 
 PARTS_KEY = web.AppKey("parts", Parts)
@@ -421,6 +430,84 @@ def _seconds(form: dict[str, str], key: str) -> Any:
         raise ValueError(f"{key.replace('_', ' ')} is a whole number of seconds") from None
 
 
+# -- statistics
+
+STATS_DAYS = 7
+MAX_STATS_DAYS = 366
+CSV_TABLES = {"summary": summary_csv, "daily": daily_csv, "heatmap": heat_map_csv, "load": load_csv}
+
+
+def _stats_request(request: web.Request) -> StatisticsRequest:
+    from datetime import date
+
+    today = datetime.now(UTC).date()
+    try:
+        end = date.fromisoformat(request.query["end"]) if request.query.get("end") else today
+        start = (
+            date.fromisoformat(request.query["start"])
+            if request.query.get("start")
+            else end - timedelta(days=STATS_DAYS - 1)
+        )
+    except ValueError:
+        raise web.HTTPBadRequest(text="dates are YYYY-MM-DD") from None
+    if start > end or (end - start).days >= MAX_STATS_DAYS:
+        raise web.HTTPBadRequest(text=f"a period runs forwards, {MAX_STATS_DAYS} days at most")
+    return StatisticsRequest(
+        start=start,
+        end=end,
+        line=request.query.get("line") or None,
+        practice=request.query.get("practice") == "1",
+    )
+
+
+async def _statistics(request: web.Request) -> tuple[StatisticsRequest, Statistics]:
+    parts = _parts(request)
+    wanted = _stats_request(request)
+    lines = await parts.lines.list()
+    if wanted.line is not None and wanted.line not in {x.name for x in lines}:
+        raise web.HTTPBadRequest(text=f"no line {wanted.line!r}")
+    stats = await period_statistics(
+        parts.roster.engine, wanted, now=datetime.now(UTC), lines=lines, defaults=parts.defaults
+    )
+    return wanted, stats
+
+
+async def stats_page(request: web.Request) -> web.Response:
+    wanted, stats = await _statistics(request)
+    peak = max((n for row in stats.heat_map for n in row), default=0)
+    chart = {
+        "daily": [
+            {"day": r.day.isoformat(), "offered": r.offered, "answered": r.answered, "abandoned": r.abandoned}
+            for r in stats.daily
+        ],
+        "hours": [sum(row[h] for row in stats.heat_map) for h in range(24)],
+    }
+    return render(
+        request,
+        "stats.html",
+        stats=stats,
+        wanted=wanted,
+        lines=await _parts(request).lines.list(),
+        weekdays=WEEKDAYS,
+        level=lambda n: 0 if peak == 0 or n == 0 else 1 + min(4, (5 * n - 1) // peak),
+        chart=chart,
+        query=request.query_string,
+    )
+
+
+async def stats_csv(request: web.Request) -> web.Response:
+    table = request.query.get("table", "summary")
+    if table not in CSV_TABLES:
+        raise web.HTTPBadRequest(text=f"tables: {', '.join(CSV_TABLES)}")
+    wanted, stats = await _statistics(request)
+    name = f"helpline-{table}-{wanted.line or 'all'}-{wanted.start}-{wanted.end}.csv"
+    return web.Response(
+        text=CSV_TABLES[table](stats),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 # -- accounts
 
 
@@ -489,6 +576,8 @@ def console_routes() -> list[Route]:
         Route("GET", "/api/board", board_api, None),
         Route("GET", "/metrics", metrics, None),
         Route("GET", "/me", me_page, EVERYONE),
+        Route("GET", "/stats", stats_page, STAFF),
+        Route("GET", "/stats.csv", stats_csv, STAFF),
         Route("POST", "/me/presence", my_presence, EVERYONE),
         Route("GET", "/listeners", listeners_page, STAFF),
         Route("POST", "/listeners", add_listener, COORDINATOR),

@@ -151,9 +151,10 @@ def console_for(
     settings: Settings, engine: AsyncEngine, board: Switchboard, scribe: Scribe
 ) -> tuple[ConsoleServer, LiveBoard]:
     """The console of this service: its live board and metrics watch the switchboard's decisions."""
-    from helpline_pbx.console.live import LiveBoard, Thresholds
+    from helpline_pbx.console.live import LiveBoard
     from helpline_pbx.console.metrics import Metrics, Sources
     from helpline_pbx.console.pages import PARTS_KEY, Parts, console_routes
+    from helpline_pbx.console.statistics import LineRules, Thresholds
     from helpline_pbx.lines.repository import Lines
     from helpline_pbx.roster.callers import Callers
     from helpline_pbx.roster.debriefs import Debriefs
@@ -163,19 +164,22 @@ def console_for(
     def lines() -> list[LineSnapshot]:
         return list({line.name: line for line in board.line_cache.line_by_number.values()}.values())
 
+    defaults = Thresholds(settings.service_level, settings.short_abandon)
     live = LiveBoard(
         queue=board.queue,
         book=board.book,
         lines=lines,
         listeners=lambda: board.sync.listeners,
         engine=engine,
-        defaults=Thresholds(settings.service_level, settings.short_abandon),
+        defaults=defaults,
     )
     metrics = Metrics(
         Sources(
             calls=board.queue.calls,
             listeners=board.queue.listeners,
-            thresholds=lambda: {x.name: x.service_level or settings.service_level for x in lines()},
+            thresholds=lambda: {
+                x.name: LineRules.of_line(x, defaults).thresholds.service_level for x in lines()
+            },
             ari_connected=board.connected.is_set,
             ari_connections=lambda: board.connections,
             lane_failures=lambda: board.executor.lanes.failures,
@@ -201,5 +205,6 @@ def console_for(
         lines=Lines(engine),
         board_token=board_token(settings.console_dir),
         bar_days=settings.bar_days,
+        defaults=defaults,
     )
     return ConsoleServer(app, settings.console_host, settings.console_port, tls), live

@@ -586,24 +586,24 @@ def _summary(t: _Tally, used: set[Thresholds]) -> tuple[Figure, ...]:
     handle = None if t.rest is None else _ratio(t.talk + t.rest, t.answered)
     unknown = " (unknown: some days were aggregated before it was counted)"
     return (
-        Figure("offered", "Appels présentés", t.offered, "calls", OFFERED_DEFINITION),
+        Figure("offered", "Offered", t.offered, "calls", OFFERED_DEFINITION),
         Figure(
             "answered",
-            "Appels répondus",
+            "Answered",
             t.answered,
             "calls",
             "calls answered by a listener (outcome served)",
         ),
         Figure(
             "abandoned",
-            "Appels abandonnés",
+            "Abandoned",
             t.abandoned,
             "calls",
             "calls whose caller hung up while waiting (outcome abandoned), short abandons included",
         ),
         Figure(
             "short_abandons",
-            "Abandons courts",
+            "Short abandons",
             t.short_abandons,
             "calls",
             f"abandoned calls whose wait was at most {short} (the line's short-abandon threshold)"
@@ -611,29 +611,29 @@ def _summary(t: _Tally, used: set[Thresholds]) -> tuple[Figure, ...]:
         ),
         Figure(
             "alternatives",
-            "Orientés vers d'autres aides",
+            "Turned to alternatives",
             t.alternatives,
             "calls",
             "calls whose caller chose to hear other ways to get help while waiting (outcome alternatives)",
         ),
         Figure(
             "fallback",
-            "Secours",
+            "Fallback",
             t.fallback,
             "calls",
             "calls the service handed to the fallback (the on-duty phones rung directly, then a message)",
         ),
-        Figure("closed", "Appels hors ouverture", None, "calls", CLOSED_DEFINITION),
+        Figure("closed", "Closed (arrived outside hours)", None, "calls", CLOSED_DEFINITION),
         Figure(
             "answer_rate",
-            "Taux de réponse",
+            "Answer rate",
             _ratio(t.answered, counted),
             "ratio",
             "answered ÷ (offered − short abandons); none when nothing is left to divide by",
         ),
         Figure(
             "service_level",
-            "Niveau de service",
+            "Service level",
             _ratio(t.within, counted),
             "ratio",
             f"answered within {level} (the line's service level) ÷ (offered − short abandons)"
@@ -641,23 +641,23 @@ def _summary(t: _Tally, used: set[Thresholds]) -> tuple[Figure, ...]:
         ),
         Figure(
             "average_speed_of_answer",
-            "Attente moyenne avant réponse",
+            "Average speed of answer",
             _ratio(t.answered_wait, t.answered),
             "seconds",
             "sum of the waits of answered calls (from arrival in the queue to the answer) ÷ answered"
             + ("" if t.answered_wait is not None else unknown),
         ),
-        Figure("p90_speed_of_answer", "Attente avant réponse (90 %)", p90, "seconds", p90_definition),
+        Figure("p90_speed_of_answer", "Speed of answer, 90th percentile", p90, "seconds", p90_definition),
         Figure(
             "average_talk_time",
-            "Durée moyenne d'écoute",
+            "Average talk time",
             _ratio(t.talk, t.answered),
             "seconds",
             "sum of the talk times of answered calls (answer to hang-up) ÷ answered",
         ),
         Figure(
             "average_handle_time",
-            "Durée moyenne de traitement",
+            "Average handle time",
             handle,
             "seconds",
             "(sum of talk times + sum of the rests right after those calls) ÷ answered; a rest is read from "
@@ -692,7 +692,7 @@ def _coverage(
     return (
         Figure(
             "open_hours",
-            "Heures d'ouverture",
+            "Open hours",
             opened,
             "hours",
             "hours the line is open by its opening hours (exceptions included; all lines: open on any)"
@@ -700,7 +700,7 @@ def _coverage(
         ),
         Figure(
             "staffed_hours",
-            "Heures couvertes",
+            "Staffed hours",
             staffed,
             "hours",
             "hours with at least one listener on duty (available, ringing, on a call, resting or awaiting a "
@@ -708,14 +708,14 @@ def _coverage(
         ),
         Figure(
             "staffed_open_hours",
-            "Heures d'ouverture couvertes",
+            "Staffed open hours",
             staffed_open,
             "hours",
             "open hours with at least one listener on duty" + scope,
         ),
         Figure(
             "coverage",
-            "Taux de couverture",
+            "Coverage",
             ratio,
             "ratio",
             "open hours with at least one listener on duty ÷ open hours" + scope,

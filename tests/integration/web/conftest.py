@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.pg import run_outside_loop
 
 from helpline_pbx.console.accounts import Accounts
-from helpline_pbx.console.live import LiveBoard, Thresholds
+from helpline_pbx.console.live import LiveBoard
 from helpline_pbx.console.metrics import Metrics, Sources
 from helpline_pbx.console.pages import PARTS_KEY, Parts, console_routes
 from helpline_pbx.console.server import build_app
+from helpline_pbx.console.statistics import Thresholds
 from helpline_pbx.core import CallQueue, Policy
 from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.callers import Callers

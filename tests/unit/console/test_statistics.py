@@ -280,8 +280,8 @@ def test_csv_tables() -> None:
     )
     summary = summary_csv(stats).splitlines()
     assert summary[0] == "figure,label,value,unit,definition"
-    assert "answer_rate,Taux de réponse,0.4,ratio,answered ÷ (offered − short abandons)" in summary[8]
-    assert summary[7].startswith("closed,Appels hors ouverture,,calls,")
+    assert "answer_rate,Answer rate,0.4,ratio,answered ÷ (offered − short abandons)" in summary[8]
+    assert summary[7].startswith("closed,Closed (arrived outside hours),,calls,")
     assert daily_csv(stats).splitlines() == ["day,offered,answered,abandoned", "2026-03-02,6,2,2"]
     heat = heat_map_csv(stats).splitlines()
     assert heat[0].split(",")[:3] == ["weekday", "00", "01"]
