@@ -17,7 +17,7 @@ TEST_APT_PACKAGES := fail2ban chromium
 CONSOLE_VENDOR := src/helpline_pbx/console/static/vendor/chart.umd.js
 export HELPLINE_STATE_DIR := $(STATE)
 
-.PHONY: help deps test-deps venv web asterisk asterisk-start asterisk-stop prompts run test test-fast lint fmt bench soak clean
+.PHONY: help deps test-deps venv web asterisk asterisk-start asterisk-stop prompts run demo test test-fast lint fmt bench soak clean
 
 help:
 	@echo "make run              start Asterisk and the service on SQLite (installs what it needs)"
@@ -28,6 +28,8 @@ help:
 	@echo "make prompts          (re)make the line's spoken prompts from prompts/<lang>/*.txt"
 	@echo "make bench            what a caller feels: time-to-ring against Queue() and a bare ARI router,"
 	@echo "                      capacity, the core; bench-results/bench.{json,md} (BENCH_ARGS=--smoke: tiny)"
+	@echo "make demo             the line with six SIPp listeners and a stream of SIPp callers for a few minutes:"
+	@echo "                      prints the console's address and a coordinator's sign-in (DEMO_ARGS=--minutes 10)"
 	@echo "make soak             a long load run (200 callers, 20 listeners); figures in soak-results/soak.json"
 
 # apt packages, installed only when one is missing.
@@ -98,6 +100,10 @@ bench: deps venv asterisk
 	@mkdir -p bench-results
 	@set -a; eval "$$(scripts/asterisk.sh env)"; set +a; \
 	$(BIN)/python -m tests.bench.run --out bench-results $(BENCH_ARGS)
+
+# A live line to look at: Asterisk, the service on a fresh SQLite roster, SIPp phones and callers.
+demo: deps venv web asterisk
+	@$(BIN)/python -m tests.load.demo $(DEMO_ARGS)
 
 # A long bounded load on the real Asterisk; exits non-zero if any caller is lost or a listener double-booked.
 soak: deps venv asterisk

@@ -29,7 +29,7 @@
     fill("lines", lines.map((l) => [
       cell(l.label), cell(l.open ? "yes" : "no"), cell(String(l.waiting)), cell(duration(l.longest_wait)),
       cell(String(l.on_duty)), cell(String(l.offered)), cell(String(l.answered)), cell(String(l.abandoned)),
-      cell(String(l.short_abandons)), cell(percent(l.service_level) + " ≤ " + l.threshold + " s"),
+      cell(String(l.short_abandons)), cell(percent(l.service_level) + (l.line === "all" ? " (each line's threshold)" : " ≤ " + l.threshold + " s")),
       cell(duration(l.average_speed_of_answer)),
     ]));
     fill("calls", board.calls.map((c) => [
