@@ -49,6 +49,11 @@ helpline-pbx is starting.
   dialling the line's number, for example sip:0800123456@<this machine>:{port}.
   To try it without a trunk:  sipp -sf tests/sipp/caller.xml -i 127.0.0.2 -s 0800123456 127.0.0.1:{port} -m 1
 
+  The web console (live board, statistics, listeners, lines) is on http://127.0.0.1:8089/ (loopback:
+  reach it through an SSH tunnel, or set HELPLINE_CONSOLE_HOST and it serves HTTPS). The first coordinator:
+    .venv/bin/helpline-pbx accounts add coordination --role coordinator   (prints a one-time password)
+  The same board in this terminal:  .venv/bin/helpline-pbx board      Metrics: /metrics
+
   Stop with Ctrl-C: calls in progress finish; waiting callers go to the fallback, which rings the
   listeners' phones directly, then plays a message with alternatives. A second Ctrl-C stops at once.
 """

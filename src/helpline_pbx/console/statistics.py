@@ -687,7 +687,7 @@ def _coverage(
         staffed = hours_of(staffed_spans)
         staffed_open = hours_of(intersection(open_spans, staffed_spans))
         ratio = _ratio(staffed_open, opened)
-        where = f"{begin.isoformat()} to {end.isoformat()} (UTC)"
+        where = f"{begin:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     scope = f"; counted from {where}, the part of the period the listener audit covers and that has passed"
     return (
         Figure(
