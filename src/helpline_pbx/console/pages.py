@@ -37,6 +37,7 @@ from helpline_pbx.console.web import (
     current_account,
     render,
 )
+from helpline_pbx.hours import HoursError
 from helpline_pbx.lines.errors import LineError
 from helpline_pbx.lines.repository import Lines
 from helpline_pbx.lines.snapshots import UNSET
@@ -393,29 +394,32 @@ async def edit_line(request: web.Request) -> web.StreamResponse:
             audience=form.get("audience") if "audience" in form else None,
             add_numbers=_words(form.get("add_number", "")),
             remove_numbers=_words(form.get("remove_number", "")),
-            hours=_hours_change(form.get("hours", "")),
+            hours=_hours_change(form),
+            support=_words(form["support"]) if "support" in form else None,
+            skills=_words(form["skills"]) if "skills" in form else None,
             service_level=_seconds(form, "service_level"),
             short_abandon=_seconds(form, "short_abandon"),
             max_wait=_seconds(form, "max_wait"),
             active=None if "active" not in form else form["active"] == "yes",
         )
-    except (LineError, RosterError, ValueError) as exc:
+    except (LineError, RosterError, HoursError, ValueError) as exc:
         raise _back(request, "/lines", error=_quote(str(exc))) from None
     await _audit(request, "line_edited", edited.name, _summary(form))
     raise _back(request, "/lines", done=_quote(f"{edited.name} saved"))
 
 
-def _hours_change(text: str) -> Any:
-    if not text:
-        return None
-    from helpline_pbx.hours import OpeningHours, parse_weekly
+def _hours_change(form: dict[str, str]) -> Any:
+    """The hours edit a line's form asks for, built as the CLI builds it (hours/edits.py)."""
+    from helpline_pbx.hours import parse_date, parse_exceptions, parse_weekly
+    from helpline_pbx.hours.edits import HoursEdit
 
-    weekly = parse_weekly(text)
-
-    def change(current: OpeningHours) -> OpeningHours:
-        return OpeningHours(weekly, current.exceptions, current.timezone)
-
-    return change
+    return HoursEdit(
+        weekly=parse_weekly(form["hours"]) if form.get("hours") else None,
+        timezone=form.get("timezone") or None,
+        closed=tuple(parse_date(d) for d in _words(form.get("closed_on", ""))),
+        special=tuple(parse_exceptions(form["hours_on"])) if form.get("hours_on") else (),
+        reopened=tuple(parse_date(d) for d in _words(form.get("open_on", ""))),
+    ).change()
 
 
 def _seconds(form: dict[str, str], key: str) -> Any:

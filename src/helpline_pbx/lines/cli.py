@@ -19,8 +19,8 @@ from helpline_pbx.hours import (
     parse_date,
     parse_exceptions,
     parse_weekly,
-    zone_of,
 )
+from helpline_pbx.hours.edits import HoursEdit
 
 if TYPE_CHECKING:
     # The roster pulls in SQLAlchemy: imported when a command runs, not when the parser is built.
@@ -234,26 +234,13 @@ async def _edit(lines: Lines, args: argparse.Namespace) -> None:
     from helpline_pbx.lines.snapshots import UNSET, LineMessages, Unset
 
     # Everything is parsed before the transaction: a typo fails before anything is read or written.
-    weekly = None if args.hours is None else parse_weekly(args.hours)
-    if args.timezone is not None:
-        zone_of(args.timezone)
-    closed = _dates(args.closed_on)
-    special = _special_hours(args.hours_on)
-    reopened = _dates(args.open_on)
-    changes_hours = weekly is not None or args.timezone is not None or closed or special or reopened
-
-    def hours(current: OpeningHours) -> OpeningHours:
-        if weekly is not None:
-            current = OpeningHours(weekly, current.exceptions, current.timezone)
-        if args.timezone is not None:
-            current = current.in_zone(args.timezone)
-        for day in reopened:
-            current = current.without_exception(day)
-        for day in closed:
-            current = current.with_exception(day)
-        for day, ranges in special:
-            current = current.with_exception(day, ranges)
-        return current
+    hours = HoursEdit(
+        weekly=None if args.hours is None else parse_weekly(args.hours),
+        timezone=args.timezone,
+        closed=tuple(_dates(args.closed_on)),
+        special=tuple(_special_hours(args.hours_on)),
+        reopened=tuple(_dates(args.open_on)),
+    )
 
     message_changes = _message_changes(args)
 
@@ -275,7 +262,7 @@ async def _edit(lines: Lines, args: argparse.Namespace) -> None:
         support=[] if args.no_support else args.support,
         language=args.language,
         skills=[] if args.no_skill else args.skill,
-        hours=hours if changes_hours else None,
+        hours=hours.change(),
         messages=messages if message_changes else None,
         ring_timeout=ring_timeout,
         repeat_hint=args.repeat_hint,

@@ -99,6 +99,8 @@ async def test_a_coordinator_edits_a_lines_hours_and_thresholds_as_the_cli_would
                 "service_level": "20",
                 "short_abandon": "",
                 "add_number": "0800333444",
+                "closed_on": "2026-12-25",
+                "support": "psy social",
             },
             allow_redirects=False,
         )
@@ -115,6 +117,8 @@ async def test_a_coordinator_edits_a_lines_hours_and_thresholds_as_the_cli_would
     assert line.short_abandon is None
     assert set(line.numbers) == {"0800111222", "0800333444"}
     assert "18:00-23:00" in line.hours.weekly_text()
+    assert "2026-12-25 closed" in line.hours.exceptions_text()
+    assert list(line.support) == ["psy", "social"]
     assert (await console.accounts.audit_entries())[0].action == "line_edited"
 
 
