@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+from sqlalchemy import select
 from tests.e2e.conftest import ServiceFactory, Sipp, add_listener, online_phone
 from tests.e2e.keys import keying_caller
 
 from helpline_pbx.ari.client import AriClient
 from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.repository import Roster
+from helpline_pbx.roster.tables import TurnedAway
 
 
 async def _reaches_context(ari: AriClient, context: str, timeout: float = 10.0) -> bool:
@@ -35,6 +37,11 @@ async def test_a_closed_line_plays_its_message_and_never_queues_the_caller(
     assert await _reaches_context(svc.ari, "helpline-closed")
     assert not [e for e in svc.decisions.events() if type(e).__name__ == "CallerArrived"]
     await caller.stop_async()
+    # Counted for the statistics (the line and when, nothing of the caller), written behind the call.
+    await svc.board.executor.wait_idle()
+    async with roster.engine.connect() as connection:
+        rows = (await connection.execute(select(TurnedAway.line, TurnedAway.reason))).all()
+    assert [tuple(r) for r in rows] == [("nuit", "closed")]
 
 
 async def test_a_number_of_no_line_gets_a_message(

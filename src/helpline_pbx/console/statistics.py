@@ -137,6 +137,17 @@ class DayAggregate:
     rest_seconds_total: float | None = None
     wait_histogram: tuple[int, ...] | None = None
     hourly: tuple[int, ...] | None = None
+    # Callers turned away while the line was closed (None: aggregated before they were counted).
+    closed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnedAwayFacts:
+    """A caller who reached a closed or inactive line."""
+
+    line: str
+    at: datetime
+    practice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +310,7 @@ class _Tally:
     # The answered waits themselves, while only records fed the tally: an exact p90.
     waits: list[float] | None = field(default_factory=list)
     histogram_known: bool = True
+    closed: int | None = 0
 
     def add_call(self, call: CallFacts, thresholds: Thresholds, local: datetime) -> None:
         self.offered += 1
@@ -474,6 +486,7 @@ def compute(
     duty: Mapping[str, Sequence[Interval]] | None = None,
     duty_window: Interval | None = None,
     pseudonyms: Mapping[str, str] | None = None,
+    turned_away: Iterable[TurnedAwayFacts] = (),
 ) -> Statistics:
     """The figures of a period, for one line (None: every line), real calls or practice calls (never both).
 
@@ -507,6 +520,10 @@ def compute(
         if call.outcome == "served" and call.listener_id is not None:
             answered_by[call.listener_id] = answered_by.get(call.listener_id, 0) + 1
 
+    for away in turned_away:
+        if away.practice == practice and (line is None or away.line == line) and begin <= away.at < end:
+            total.closed = _plus(total.closed, 1)
+
     foreign_zone = 0
     no_hours = 0
     for day in aggregates:
@@ -515,6 +532,7 @@ def compute(
         if day.day not in by_day:
             continue
         total.add_aggregate(day)
+        total.closed = _plus(total.closed, day.closed)
         by_day[day.day].add_aggregate(day)
         if day.service_level_seconds is not None and day.short_abandon_seconds is not None:
             thresholds_used.add(Thresholds(day.service_level_seconds, day.short_abandon_seconds))
@@ -623,7 +641,13 @@ def _summary(t: _Tally, used: set[Thresholds]) -> tuple[Figure, ...]:
             "calls",
             "calls the service handed to the fallback (the on-duty phones rung directly, then a message)",
         ),
-        Figure("closed", "Closed (arrived outside hours)", None, "calls", CLOSED_DEFINITION),
+        Figure(
+            "closed",
+            "Closed (arrived outside hours)",
+            t.closed,
+            "calls",
+            CLOSED_DEFINITION + ("" if t.closed is not None else unknown),
+        ),
         Figure(
             "answer_rate",
             "Answer rate",
@@ -747,8 +771,8 @@ OFFERED_DEFINITION = (
     "time zone), whatever their outcome; calls turned away while the line was closed are not among them"
 )
 CLOSED_DEFINITION = (
-    "calls arriving while the line is closed or inactive: not recorded yet (the service plays them the "
-    "closed message and writes no call record or count), so no number is given"
+    "callers who reached the line while it was closed or inactive and heard its closed message (not among "
+    "the offered calls)"
 )
 TABLE_DEFINITIONS: Mapping[str, str] = {
     "daily": "per local day of the period: offered (every call record), answered (served), abandoned "

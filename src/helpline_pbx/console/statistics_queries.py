@@ -21,6 +21,7 @@ from helpline_pbx.console.statistics import (
     StateChange,
     Statistics,
     Thresholds,
+    TurnedAwayFacts,
     compute,
     on_duty_intervals,
     rest_after,
@@ -30,7 +31,7 @@ from helpline_pbx.lines.repository import Lines
 from helpline_pbx.lines.snapshots import LineSnapshot
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.retention import Retention
-from helpline_pbx.roster.tables import CallRecord, DailyStats, Listener, ListenerEvent
+from helpline_pbx.roster.tables import CallRecord, DailyStats, Listener, ListenerEvent, TurnedAway
 from helpline_pbx.timestamps import require_aware
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -73,6 +74,16 @@ async def period_statistics(
     async with transaction(session_factory(engine)) as session:
         records = await _records(session, request, begin, end)
         aggregates = await _aggregates(session, request)
+        turned_away = [
+            TurnedAwayFacts(line, at, practice)
+            for line, at, practice in (
+                await session.execute(
+                    select(TurnedAway.line, TurnedAway.at, TurnedAway.practice).where(
+                        TurnedAway.at >= begin, TurnedAway.at < end, TurnedAway.practice.is_(request.practice)
+                    )
+                )
+            ).tuples()
+        ]
         answered_ends = [r.ended_at for r in records if r.outcome == "served" and r.listener_id]
         since = min([window[0], *(at - REST_SLACK for at in answered_ends)])
         changes = await _changes(session, since, window[0])
@@ -109,6 +120,7 @@ async def period_statistics(
         duty=duty,
         duty_window=window if covered else None,
         pseudonyms=pseudonyms,
+        turned_away=turned_away,
     )
 
 
@@ -184,6 +196,7 @@ async def _aggregates(session: AsyncSession, request: StatisticsRequest) -> list
             rest_seconds_total=row.rest_seconds_total,
             wait_histogram=None if row.wait_histogram is None else tuple(row.wait_histogram),
             hourly=None if row.hourly is None else tuple(row.hourly),
+            closed=row.closed,
         )
         for row in await session.scalars(query)
     ]

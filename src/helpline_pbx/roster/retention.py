@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpline_pbx.console.statistics import (
     REST_SLACK,
+    WAIT_BUCKETS,
     CallFacts,
     DayAggregate,
     LineRules,
@@ -31,6 +33,7 @@ from helpline_pbx.roster.tables import (
     ListenerEvent,
     RecentCall,
     Supervision,
+    TurnedAway,
 )
 
 # A line the purge has no rules for is counted in UTC days, with the service's default thresholds.
@@ -88,6 +91,7 @@ async def purge(
                 _add_to(stats, day)
         for record in old_calls:
             await session.delete(record)
+        await _fold_turned_away(session, now - retention.call_records, rules or {}, default_rules)
         counts = []
         for table, column, keep in (
             (ListenerEvent, ListenerEvent.at, retention.listener_events),
@@ -139,6 +143,49 @@ async def _call_facts(session: AsyncSession, records: list[CallRecord], now: dat
     ]
 
 
+async def _fold_turned_away(
+    session: AsyncSession, before: datetime, rules: Mapping[str, LineRules], default: LineRules
+) -> None:
+    """Callers turned away before `before` become their day's `closed` count, then go."""
+    old = list(await session.scalars(select(TurnedAway).where(TurnedAway.at < before)))
+    counts: dict[tuple[str, str, bool], tuple[int, LineRules]] = {}
+    for away in old:
+        rule = rules.get(away.line, default)
+        day = away.at.astimezone(ZoneInfo(rule.timezone)).date().isoformat()
+        key = (day, away.line, away.practice)
+        counts[key] = (counts.get(key, (0, rule))[0] + 1, rule)
+    for (day, line, practice), (count, rule) in counts.items():
+        stats = await session.get(DailyStats, (day, line, practice))
+        if stats is None:
+            empty = DayAggregate(
+                day=date.fromisoformat(day),
+                line=line,
+                practice=practice,
+                timezone=rule.timezone,
+                calls=0,
+                served=0,
+                abandoned=0,
+                fallback=0,
+                alternatives=0,
+                talk_seconds_total=0.0,
+                short_abandons=0,
+                answered_in_service_level=0,
+                service_level_seconds=rule.thresholds.service_level,
+                short_abandon_seconds=rule.thresholds.short_abandon,
+                answered_wait_seconds_total=0.0,
+                rest_seconds_total=0.0,
+                wait_histogram=(0,) * (len(WAIT_BUCKETS) + 1),
+                hourly=(0,) * 24,
+                closed=0,
+            )
+            stats = _new_row(empty)
+            session.add(stats)
+        # A day aggregated before turned-away callers were counted stays unknown.
+        stats.closed = None if stats.closed is None else stats.closed + count
+    for away in old:
+        await session.delete(away)
+
+
 def _new_row(day: DayAggregate) -> DailyStats:
     return DailyStats(
         day=day.day.isoformat(),
@@ -161,6 +208,7 @@ def _new_row(day: DayAggregate) -> DailyStats:
         rest_seconds_total=day.rest_seconds_total,
         wait_histogram=None if day.wait_histogram is None else list(day.wait_histogram),
         hourly=None if day.hourly is None else list(day.hourly),
+        closed=0 if day.closed is None else day.closed,
     )
 
 

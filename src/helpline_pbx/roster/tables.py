@@ -213,6 +213,8 @@ class DailyStats(Base):
     wait_seconds_total: Mapped[float] = mapped_column(Float)
     talk_seconds_total: Mapped[float] = mapped_column(Float)
     wait_seconds_max: Mapped[float] = mapped_column(Float)
+    # Callers turned away while the line was closed or inactive (None: aggregated before revision 0012).
+    closed: Mapped[int | None] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Abandoned within the short-abandon threshold, and answered within the service level, as judged by the
     # line's thresholds at purge time (kept beside them: a threshold changed later does not rewrite history).
@@ -229,6 +231,20 @@ class DailyStats(Base):
     wait_histogram: Mapped[list[int] | None] = mapped_column(JSON)
     # Calls by local hour of their arrival (24 counts), for the heat map.
     hourly: Mapped[list[int] | None] = mapped_column(JSON)
+
+
+class TurnedAway(Base):
+    """A caller who reached a line while it was closed or inactive and heard its message: counted, nothing
+    more (the line, when, why)."""
+
+    __tablename__ = "turned_away"
+    __table_args__ = (CheckConstraint("reason IN ('closed', 'inactive')", name="reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    line: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    practice: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Debrief(Base):

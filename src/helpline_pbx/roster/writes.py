@@ -27,6 +27,7 @@ from helpline_pbx.roster.tables import (
     Listener,
     ListenerEvent,
     RecentCall,
+    TurnedAway,
 )
 from helpline_pbx.roster.validators import aware, valid_call_id, valid_reason, valid_state
 
@@ -149,6 +150,16 @@ def record_call(session: Session, record: CallRecordData) -> bool:
         _insert(session, CallRecord).on_conflict_do_nothing(), call_record_values(record)
     )
     return bool(result.rowcount == 1)
+
+
+_TURNED_AWAY = insert(TurnedAway)
+
+
+def note_turned_away(session: Session, line: str, reason: str, practice: bool, now: datetime) -> None:
+    """Count a caller who reached a closed or inactive line (its statistics say how many)."""
+    session.connection().execute(
+        _TURNED_AWAY, {"line": line, "at": aware(now), "reason": reason, "practice": practice}
+    )
 
 
 def remember_call(

@@ -15,7 +15,7 @@ from helpline_pbx.lines.repository import Lines
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.retention import purge
 from helpline_pbx.roster.snapshots import CallRecordData
-from helpline_pbx.roster.tables import DailyStats, ListenerEvent
+from helpline_pbx.roster.tables import DailyStats, ListenerEvent, TurnedAway
 
 # Call records are kept 90 days: the purge at NOW folds the calls that ended before 17 March 12:00 UTC.
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -106,6 +106,19 @@ async def calls(engine: AsyncEngine, roster: Roster) -> str:
     )
     # 21 March 00:30 in Paris: after the period.
     await _call(roster, "c-late", at(20, 23, 30), "served", 1, 1)
+    # Callers who found the line closed: two on 15 March (purged into its day), one on 19 March, one of
+    # another line, one after the period.
+    async with engine.begin() as connection:
+        for when, line in (
+            (at(15, 6), "adultes"),
+            (at(15, 22), "adultes"),
+            (at(19, 5), "adultes"),
+            (at(19, 5), "jeunes"),
+            (at(20, 23, 30), "adultes"),
+        ):
+            await connection.execute(
+                insert(TurnedAway).values(line=line, at=when, reason="closed", practice=False)
+            )
     return l1
 
 
@@ -123,7 +136,7 @@ EXPECTED = [
     1,
     1,
     0,
-    None,
+    3,  # turned away while closed: 2 on 15 March, 1 on 19 March
     2 / 4,  # answered ÷ (offered − short abandons)
     1 / 4,  # only the 10 s wait is within 20 s
     17.5,  # (10 + 25) ÷ 2
@@ -198,6 +211,8 @@ async def test_the_purge_keeps_what_the_figures_need(engine: AsyncEngine) -> Non
     )
     assert row.wait_histogram == [0, 1] + [0] * 11
     assert row.hourly == [0] * 10 + [1, 1] + [0] * 12
+    # 15 March 22:00 UTC is 23:00 in Paris: still the 15th there.
+    assert row.closed == 2
 
 
 @pytest.mark.usefixtures("calls")

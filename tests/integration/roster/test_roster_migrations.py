@@ -59,6 +59,7 @@ async def test_upgrade_from_empty_reaches_head_and_matches_models(empty_database
             "accounts",
             "console_sessions",
             "console_audit",
+            "turned_away",
         }
         assert version == _head()
         assert drift == []

@@ -106,8 +106,8 @@ def test_the_figures_of_a_day_by_hand() -> None:
     assert stats.figure("p90_speed_of_answer").value == 40
     assert stats.figure("average_talk_time").value == pytest.approx(150.0)
     assert stats.figure("average_handle_time").value == pytest.approx(160.0)
-    assert stats.figure("closed").value is None
-    assert "not recorded" in stats.figure("closed").definition
+    assert stats.figure("closed").value == 0
+    assert "closed or inactive" in stats.figure("closed").definition
     assert stats.figure("answer_rate").definition.startswith("answered ÷ (offered − short abandons)")
     assert all(figure.definition for figure in (*stats.summary, *stats.coverage))
 
@@ -281,7 +281,7 @@ def test_csv_tables() -> None:
     summary = summary_csv(stats).splitlines()
     assert summary[0] == "figure,label,value,unit,definition"
     assert "answer_rate,Answer rate,0.4,ratio,answered ÷ (offered − short abandons)" in summary[8]
-    assert summary[7].startswith("closed,Closed (arrived outside hours),,calls,")
+    assert summary[7].startswith("closed,Closed (arrived outside hours),0,calls,")
     assert daily_csv(stats).splitlines() == ["day,offered,answered,abandoned", "2026-03-02,6,2,2"]
     heat = heat_map_csv(stats).splitlines()
     assert heat[0].split(",")[:3] == ["weekday", "00", "01"]

@@ -74,6 +74,18 @@ class Admission:
             channel_id = event.channel.id
             prompt = self._lines.line_by_number[number].messages.closed if verdict == "closed" else ""
             log.info("caller_turned_away", reason=verdict)
+            turned = self._lines.line_by_number.get(number)
+            if turned is not None:
+                self._scribe.write(
+                    functools.partial(
+                        writes.note_turned_away,
+                        line=turned.name,
+                        reason=verdict if turned.active else "inactive",
+                        practice=turned.practice,
+                        now=datetime.now(UTC),
+                    ),
+                    "turned_away_not_counted",
+                )
             lanes.submit(channel_lane(channel_id), lambda: self._turn_away(channel_id, verdict, prompt))
             return
         line = verdict.name if verdict else number
