@@ -111,7 +111,14 @@ async def start_service(
     memory = CallerMemory(callers, scribe, instance=app, keep=screening.longest_window)
     await memory.refresh()
     remembering = asyncio.create_task(memory.run())
-    stack.callback(remembering.cancel)
+
+    async def stop_remembering() -> None:
+        # Awaited, not only cancelled: a refresh cut mid-query would otherwise answer a closed event loop from
+        # aiosqlite's thread, after the test (a thread exception pinned on whichever test runs next).
+        remembering.cancel()
+        await asyncio.gather(remembering, return_exceptions=True)
+
+    stack.push_async_callback(stop_remembering)
     screener = Screener(KeyRing(keys_dir), memory, screening)
     agi = AgiServer(screener.handle, "127.0.0.1", agi_port)
     await agi.start()

@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import ClassVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -47,9 +48,11 @@ class AccountRole(StrEnum):
 class AccountError(RosterError):
     """A refused account operation, said in one sentence for the person who asked."""
 
+    code: ClassVar[str] = "account_error"
+
 
 class SignInRefused(AccountError):
-    pass
+    code: ClassVar[str] = "sign_in_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ async def test_a_new_caller_is_pushed_to_the_open_board_within_a_second(console:
         assert board["total"]["waiting"] == 1
     finally:
         feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
 
 
 async def test_the_board_page_carries_the_current_board(console: Console) -> None:
