@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from helpline_pbx.hours import DEFAULT_TIMEZONE, OpeningHours, zone_of
 
@@ -206,6 +206,51 @@ class Statistics:
 
 
 # -- one call, judged ------------------------------------------------------------------------------------
+
+
+class RecordLike(Protocol):
+    """What the statistics read of a call record (the table's row, or a query's)."""
+
+    @property
+    def line(self) -> str: ...
+
+    @property
+    def queued_at(self) -> datetime: ...
+
+    @property
+    def ended_at(self) -> datetime: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def wait_seconds(self) -> float: ...
+
+    @property
+    def talk_seconds(self) -> float: ...
+
+    @property
+    def listener_id(self) -> str | None: ...
+
+    @property
+    def practice(self) -> bool: ...
+
+
+def facts_of(record: RecordLike, changes: Mapping[str, Sequence[StateChange]], now: datetime) -> CallFacts:
+    """A record as the statistics judge it, with the rest its listener took after it (from their audit)."""
+    answered = record.outcome == "served" and record.listener_id is not None
+    return CallFacts(
+        line=record.line,
+        queued_at=record.queued_at,
+        outcome=record.outcome,
+        wait_seconds=record.wait_seconds,
+        talk_seconds=record.talk_seconds,
+        listener_id=record.listener_id,
+        practice=record.practice,
+        rest_seconds=rest_after(changes.get(record.listener_id or "", []), record.ended_at, now)
+        if answered
+        else 0.0,
+    )
 
 
 def is_short_abandon(call: CallFacts, thresholds: Thresholds) -> bool:

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from helpline_pbx.console.statistics import (
     REST_SLACK,
-    CallFacts,
     DayAggregate,
     Interval,
     LineRules,
@@ -23,8 +22,8 @@ from helpline_pbx.console.statistics import (
     Thresholds,
     TurnedAwayFacts,
     compute,
+    facts_of,
     on_duty_intervals,
-    rest_after,
 )
 from helpline_pbx.hours import DEFAULT_TIMEZONE
 from helpline_pbx.lines.repository import Lines
@@ -91,21 +90,7 @@ async def period_statistics(
     by_listener: dict[str, list[StateChange]] = {}
     for change in changes:
         by_listener.setdefault(change.listener_id, []).append(change)
-    calls = [
-        CallFacts(
-            line=r.line,
-            queued_at=r.queued_at,
-            outcome=r.outcome,
-            wait_seconds=r.wait_seconds,
-            talk_seconds=r.talk_seconds,
-            listener_id=r.listener_id,
-            practice=r.practice,
-            rest_seconds=rest_after(by_listener.get(r.listener_id, []), r.ended_at, now)
-            if r.outcome == "served" and r.listener_id
-            else 0.0,
-        )
-        for r in records
-    ]
+    calls = [facts_of(r, by_listener, now) for r in records]
     covered = window[0] < window[1]
     duty = on_duty_intervals(changes, *window) if covered else None
     return compute(

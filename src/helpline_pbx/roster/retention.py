@@ -21,7 +21,7 @@ from helpline_pbx.console.statistics import (
     LineRules,
     StateChange,
     aggregate,
-    rest_after,
+    facts_of,
 )
 from helpline_pbx.roster.database import session_factory, transaction
 from helpline_pbx.roster.tables import (
@@ -126,21 +126,7 @@ async def _call_facts(session: AsyncSession, records: list[CallRecord], now: dat
         )
         for listener_id, at, state in rows:
             changes.setdefault(listener_id, []).append(StateChange(listener_id, at, state))
-    return [
-        CallFacts(
-            line=r.line,
-            queued_at=r.queued_at,
-            outcome=r.outcome,
-            wait_seconds=r.wait_seconds,
-            talk_seconds=r.talk_seconds,
-            listener_id=r.listener_id,
-            practice=r.practice,
-            rest_seconds=rest_after(changes.get(r.listener_id, []), r.ended_at, now)
-            if r.outcome == "served" and r.listener_id is not None
-            else 0.0,
-        )
-        for r in records
-    ]
+    return [facts_of(r, changes, now) for r in records]
 
 
 async def _fold_turned_away(
