@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.sipp import SippProcess
 from tests.load.soak import (
@@ -27,6 +28,7 @@ from tests.load.soak import (
     LoadPlan,
     ServiceLog,
     Span,
+    _agi_port_taken,
     _cli_run,
     _register_phones,
     _service_env,
@@ -37,6 +39,7 @@ from tests.load.soak import (
 )
 
 from helpline_pbx.ari.client import AriClient
+from helpline_pbx.cli.board import fetch_board
 from helpline_pbx.logs import configure_logging
 
 PSEUDONYMS = ("Camille", "Alix", "Sacha", "Noa", "Lou", "Maël")
@@ -64,9 +67,20 @@ async def _listeners(env: dict[str, str]) -> list[LoadListener]:
     return out
 
 
-async def run_demo(minutes: float, rate: float, port: int, workdir: Path) -> int:
-    target = AsteriskTarget.from_script(start=True)
-    plan = LoadPlan(
+def demo_plan(minutes: float, rate: float, *, smoke: bool = False) -> LoadPlan:
+    if smoke:
+        # A few short calls: enough to see one answered and the console serve the board.
+        return LoadPlan(
+            callers=3,
+            rate=1,
+            listeners=len(PSEUDONYMS),
+            patience=Span(20_000, 25_000),
+            ringing=Span(200, 500),
+            talk=Span(1_000, 2_000),
+            ring_timeout=10,
+            rest_after_call=0.5,
+        )
+    return LoadPlan(
         callers=max(1, round(minutes * 60 * rate)),
         rate=rate,
         listeners=len(PSEUDONYMS),
@@ -76,6 +90,24 @@ async def run_demo(minutes: float, rate: float, port: int, workdir: Path) -> int
         ring_timeout=15,
         rest_after_call=10,
     )
+
+
+def _board(workdir: Path) -> dict[str, Any]:
+    """The running console's board, read as `helpline-pbx board` reads it (the box's token)."""
+    folder = workdir / "console"
+    return fetch_board((folder / "url").read_text().strip(), (folder / "board-token").read_text().strip())
+
+
+async def run_demo(plan: LoadPlan, port: int, workdir: Path, *, smoke: bool = False) -> int:
+    target = AsteriskTarget.from_script(start=True)
+    if _agi_port_taken():
+        print(
+            "demo: a helpline-pbx service already runs on this Asterisk (make run?): stop it first, or the "
+            "demo would take its application and its calls",
+            file=sys.stderr,
+        )
+        return 1
+    minutes = plan.callers / plan.rate / 60
     env = _service_env(plan, target, workdir)
     env["HELPLINE_CONSOLE_PORT"] = str(port)
     await _cli_run(env, "db", "upgrade")
@@ -118,9 +150,17 @@ async def run_demo(minutes: float, rate: float, port: int, workdir: Path) -> int
                 flush=True,
             )
             started = time.monotonic()
+            on_duty = len(_board(workdir)["listeners"])
             with contextlib.suppress(TimeoutError):
                 await callers.wait_async(plan.caller_deadline())
-            print(f"demo: the callers are done after {time.monotonic() - started:.0f} s", flush=True)
+            answered = _board(workdir)["total"]["answered"]
+            print(
+                f"demo: the callers are done after {time.monotonic() - started:.0f} s; the board showed "
+                f"{on_duty} listeners and counts {answered} answered calls today",
+                flush=True,
+            )
+            if smoke and (on_duty != len(PSEUDONYMS) or answered < 1):
+                return 1
     finally:
         if callers is not None:
             await callers.stop_async()
@@ -138,6 +178,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.25, help="new callers per second")
     parser.add_argument("--port", type=int, default=8089, help="the console's port (0: any free one)")
     parser.add_argument("--keep", type=Path, help="keep the demo's roster and logs in this folder")
+    parser.add_argument(
+        "--smoke", action="store_true", help="three short calls, then exit: 1 if none was answered"
+    )
     args = parser.parse_args()
     configure_logging("warning")
     port = args.port
@@ -145,11 +188,12 @@ def main() -> None:
         print(f"demo: port {port} is taken (is `make run` running?): using any free port", file=sys.stderr)
         port = 0
     try:
+        plan = demo_plan(args.minutes, args.rate, smoke=args.smoke)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
-            sys.exit(asyncio.run(run_demo(args.minutes, args.rate, port, args.keep)))
+            sys.exit(asyncio.run(run_demo(plan, port, args.keep, smoke=args.smoke)))
         with tempfile.TemporaryDirectory(prefix="helpline-demo-") as tmp:
-            sys.exit(asyncio.run(run_demo(args.minutes, args.rate, port, Path(tmp))))
+            sys.exit(asyncio.run(run_demo(plan, port, Path(tmp), smoke=args.smoke)))
     except KeyboardInterrupt:
         print("demo: stopped", file=sys.stderr)
 

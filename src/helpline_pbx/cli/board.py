@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     board.add_argument("--json", action="store_true", help="the board as JSON (with --once)")
 
 
-def _fetch(url: str, token: str) -> dict[str, object]:
+def fetch_board(url: str, token: str) -> dict[str, object]:
+    """The running console's board, with the box's token."""
     if not url.startswith(("http://", "https://")):
         raise OSError(f"the console's address {url!r} is not http(s)")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -50,7 +51,7 @@ def board(args: argparse.Namespace) -> int:
         return fail(f"no running console found in {folder}: is the service running (make run)?")
     while True:
         try:
-            data = _fetch(url, token)
+            data = fetch_board(url, token)
         except OSError as exc:
             return fail(f"the service's console at {url} did not answer: {exc}")
         if args.once and args.json:

@@ -140,11 +140,21 @@ async def me_page(request: web.Request) -> web.Response:
     account = current_account(request)
     parts = _parts(request)
     if account.listener_id is None:
-        return render(request, "me.html", listener=None, state=None, history=[])
+        return render(
+            request, "me.html", listener=None, state=None, history=[], error=request.query.get("error")
+        )
     listener = await parts.roster.get_listener(account.listener_id)
     state = next((x for x in parts.live.board().listeners if x.listener_id == listener.id), None)
     history = await _history(parts, listener.id)
-    return render(request, "me.html", listener=listener, state=state, history=history)
+    return render(
+        request,
+        "me.html",
+        listener=listener,
+        state=state,
+        history=history,
+        notice=request.query.get("done"),
+        error=request.query.get("error"),
+    )
 
 
 async def _history(parts: Parts, listener_id: str) -> list[dict[str, Any]]:
@@ -183,7 +193,7 @@ async def _presence(request: web.Request, listener_id: str, back: str) -> web.St
 async def my_presence(request: web.Request) -> web.StreamResponse:
     account = current_account(request)
     if account.listener_id is None:
-        raise web.HTTPForbidden(text="this account is not tied to a listener")
+        raise _back(request, "/me", error=_quote("this account is not tied to a listener"))
     return await _presence(request, account.listener_id, "/me")
 
 

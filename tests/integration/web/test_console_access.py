@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 from tests.integration.web.conftest import BOARD_TOKEN, Console, csrf_of, sign_in
 
-from helpline_pbx.console.accounts import MAX_FAILURES
+from helpline_pbx.console.accounts import MAX_FAILURES, AccountRole
+from helpline_pbx.console.pages import PARTS_KEY, console_routes
 from helpline_pbx.console.tables import AccountRow, ConsoleAuditRow, ConsoleSessionRow
 
 STAFF_PAGES = ["/", "/listeners", "/debriefs", "/supervisions", "/bars"]
@@ -260,3 +261,35 @@ async def test_pages_carry_a_strict_content_security_policy(console: Console) ->
     assert "frame-ancestors 'none'" in policy
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_every_route_refuses_exactly_the_roles_it_does_not_name(console: Console) -> None:
+    """The whole route table, each role in turn: a role a route does not name gets 403 and nothing else
+    does (a form that is refused for its content is a 303 back or a 400, never a 403)."""
+    listener = await console.roster.add_listener("Matrix", "matrix", "volunteer")
+    await console.server.app[PARTS_KEY].lines.add("jeunes", label="Jeunes", numbers=["0800111222"])
+    users = {
+        AccountRole.COORDINATOR: ("m-c", await console.account("m-c", "coordinator")),
+        AccountRole.SUPERVISOR: ("m-s", await console.account("m-s", "supervisor")),
+        AccountRole.LISTENER: ("m-l", await console.account("m-l", "listener", listener=listener.id)),
+    }
+    values = {"listener": listener.id, "bar": "1", "line": "jeunes", "username": "nobody"}
+    checked = 0
+    for role, (user, password) in users.items():
+        async with console.client() as http:
+            await sign_in(console, http, user, password)
+            token = csrf_of(await (await http.get(console.url("/me"))).text())
+            for route in console_routes():
+                if route.roles is None or route.path == "/board/events":
+                    continue
+                path = route.path.format(**values)
+                if route.method == "GET":
+                    response = await http.get(console.url(path), allow_redirects=False)
+                else:
+                    response = await http.post(
+                        console.url(path), data={"csrf": token, "action": "on"}, allow_redirects=False
+                    )
+                refused = response.status == 403
+                assert refused == (role not in route.roles), (role, route.method, path, response.status)
+                checked += 1
+    assert checked >= 3 * 20
