@@ -23,6 +23,7 @@ from aiohttp import web
 
 from helpline_pbx.console.accounts import Account, AccountRole, Accounts, Session, SignInRefused
 from helpline_pbx.console.board import duration
+from helpline_pbx.roster.errors import DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +117,18 @@ def _is_loopback(host: str) -> bool:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except DatabaseUnavailable as exc:
+        # The calls go on without the roster for a while (the scribe waits for it); the page says so.
+        log.warning("console_database_unavailable", error=exc.code, path=request.path)
+        response = render(
+            request,
+            "refused.html",
+            status=503,
+            heading="The roster is unavailable",
+            why="The roster database does not answer right now: calls go on; try this page again shortly.",
+        )
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

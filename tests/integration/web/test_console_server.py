@@ -142,3 +142,27 @@ async def test_statistics_and_their_csv_are_for_staff_only(console: Console) -> 
                 assert csv.headers["Content-Disposition"].startswith("attachment;")
                 bad = await http.get(console.url("/stats?start=2026-13-01"))
                 assert bad.status == 400
+
+
+async def test_a_database_that_does_not_answer_gives_a_clear_page_not_a_crash(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from helpline_pbx.console.accounts import Accounts
+    from helpline_pbx.roster.database import make_engine
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'roster.db'}")
+    app = build_app(Accounts(engine), console_routes(), secure=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            page = await (await http.get(server.make_url("/login"))).text()
+            nonce = page.split('name="nonce" value="', 1)[1].split('"', 1)[0]
+            response = await http.post(
+                server.make_url("/login"), data={"nonce": nonce, "username": "x", "password": "y"}
+            )
+            assert response.status == 503
+            assert "calls go on" in await response.text()
+    finally:
+        await server.close()
+        await engine.dispose()
