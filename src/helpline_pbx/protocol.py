@@ -99,6 +99,12 @@ def language_of_number(number: str) -> str:
     return f"HELPLINE_LANG_{number}"
 
 
+def grace_of_app(app: str) -> str:
+    # The seconds a caller entering this app's Stasis is covered for before its first keep-alive: the
+    # dialplan sets the caller's absolute timeout from it, so a service that dies in between strands nobody.
+    return f"HELPLINE_GRACE_{app}"
+
+
 def app_of_phone(endpoint: str) -> str:
     return f"HELPLINE_PHONE_APP_{endpoint}"  # the application a phone's feature codes go to
 

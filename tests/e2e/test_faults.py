@@ -16,11 +16,19 @@ from tests.e2e.harness import start_service, wait_configured, wait_registered
 from tests.e2e.process import ServiceProcess
 from tests.e2e.proxy import TcpProxy
 
+from helpline_pbx.agi.server import AgiServer
 from helpline_pbx.ari.client import AriClient
+from helpline_pbx.ari.stream import Connected, EventStream
+from helpline_pbx.caller_memory import CallerMemory
 from helpline_pbx.core import ListenerState, Policy
+from helpline_pbx.protocol import agi_of_number, app_of_number, grace_of_app
+from helpline_pbx.roster.callers import Callers
 from helpline_pbx.roster.repository import Roster
 from helpline_pbx.roster.snapshots import CallRecordData
+from helpline_pbx.screening import Screener, ScreeningPolicy
 from helpline_pbx.switchboard.inventory import is_caller
+from helpline_pbx.switchboard.scribe import Scribe
+from helpline_pbx.tokens import KeyRing
 
 
 @pytest.fixture
@@ -238,3 +246,44 @@ async def test_unauthenticated_sip_reaches_nothing(
     assert not any(m.startswith("SIP/2.0 200") for m in intruder.messages())
     assert svc.decisions.records() == []
     assert svc.decisions.offers() == []
+
+
+async def test_a_caller_taken_by_a_service_that_dies_before_its_first_keep_alive_reaches_the_fallback(
+    asterisk: AsteriskUnderTest, roster: Roster, sipp: Sipp, ari: AriClient, app_name: str, tmp_path: Path
+) -> None:
+    """The application holds the caller in Stasis but never sends a request (a service killed between the
+    caller's StasisStart and its first keep-alive): the timeout the dialplan set from the service's grace
+    still moves the caller to the fallback. (Before, nothing covered that window: the caller waited in
+    Stasis, in silence, until they hung up.)"""
+    callers = Callers(roster.engine)
+    scribe = Scribe(roster.engine)
+    memory = CallerMemory(callers, scribe, instance=app_name, keep=ScreeningPolicy().longest_window)
+    await memory.refresh()
+    agi = AgiServer(Screener(KeyRing(tmp_path / "keys"), memory, ScreeningPolicy()).handle, "127.0.0.1", 0)
+    await agi.start()
+    try:
+        await ari.set_global_variable(app_of_number(sipp.line), app_name)
+        await ari.set_global_variable(agi_of_number(sipp.line), f"agi://127.0.0.1:{agi.port}/screen")
+        await ari.set_global_variable(grace_of_app(app_name), "3")
+        # The application is there (its WebSocket is open) but does nothing with what it is told.
+        async with EventStream(
+            asterisk.ari_url, asterisk.ari_user, asterisk.ari_password, app_name
+        ) as stream:
+            async with asyncio.timeout(10):
+                async for item in stream:
+                    if isinstance(item, Connected):
+                        break
+            caller = sipp.caller("caller")
+            deadline = time.monotonic() + 15
+            channel_id = None
+            while channel_id is None:
+                assert time.monotonic() < deadline, "the caller never entered the application"
+                for candidate in (await ari.get_application(app_name)).channel_ids:
+                    if is_caller(await ari.get_channel(candidate)):
+                        channel_id = candidate
+                await asyncio.sleep(0.05)
+            assert await _context_of(ari, channel_id, "helpline-fallback", timeout=15)
+            await caller.stop_async()
+    finally:
+        await agi.close()
+        await scribe.close()

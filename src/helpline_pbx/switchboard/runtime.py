@@ -36,6 +36,7 @@ from helpline_pbx.lines.cache import LineCache
 from helpline_pbx.protocol import (
     StasisRole,
     channel_lane,
+    grace_of_app,
 )
 from helpline_pbx.roster.errors import RosterError
 from helpline_pbx.settings import default_of
@@ -280,6 +281,9 @@ class Switchboard:
         log.info("ari_connected", app=self._config.app)
 
     async def _resync(self) -> None:
+        await self._ari.set_global_variable(
+            grace_of_app(self._config.app), str(int(self._config.service_grace))
+        )
         await self.executor.ensure_holding_bridge()
         await self._recovery.claim_numbers()
         # Callers re-adopted by the reconcile get their line's needs: the lines must be known first.
