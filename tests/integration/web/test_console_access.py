@@ -293,3 +293,48 @@ async def test_every_route_refuses_exactly_the_roles_it_does_not_name(console: C
                 assert refused == (role not in route.roles), (role, route.method, path, response.status)
                 checked += 1
     assert checked >= 3 * 20
+
+
+async def test_hostile_input_gets_a_clear_refusal_and_changes_nothing(console: Console) -> None:
+    """Bodies over the limit, bytes that are not UTF-8, absurd values and unknown actions: each is refused
+    on its own (413, 400, or a message back), and the roster is as it was."""
+    listener = await console.roster.add_listener("Hostile", "hostile", "volunteer")
+    password = await console.account("guard", "coordinator")
+    async with console.client() as http:
+        # Before signing in: a huge sign-in form is refused, not read.
+        page = await (await http.get(console.url("/login"))).text()
+        huge = await http.post(console.url("/login"), data={"nonce": "x", "username": "a" * 200_000})
+        assert huge.status == 413
+        # A username that is not UTF-8 is just a wrong sign-in.
+        nonce = page.split('name="nonce" value="', 1)[1].split('"', 1)[0]
+        odd = await http.post(
+            console.url("/login"),
+            data=b"nonce=" + nonce.encode() + b"&username=%ff%fe%00&password=x",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert odd.status in (400, 401)
+        await sign_in(console, http, "guard", password)
+        token = csrf_of(await (await http.get(console.url("/listeners"))).text())
+        unknown = await http.post(
+            console.url(f"/listeners/{listener.id}/presence"), data={"csrf": token, "action": "teleport"}
+        )
+        assert unknown.status == 400
+        long_reason = await http.post(
+            console.url(f"/listeners/{listener.id}/presence"),
+            data={"csrf": token, "action": "pause", "reason": "x" * 5000},
+            allow_redirects=False,
+        )
+        assert "error=" in long_reason.headers["Location"]
+        days = await http.post(
+            console.url("/bars"),
+            data={"csrf": token, "code": "1234", "days": "1e9", "reason": "r"},
+            allow_redirects=False,
+        )
+        assert "error=" in days.headers["Location"]
+        period = await http.get(console.url("/stats?start=2026-01-01&end=2025-01-01"))
+        assert period.status == 400
+        csv = await http.get(console.url("/stats.csv?table=../../etc/passwd"))
+        assert csv.status == 400
+    after = await console.roster.get_listener(listener.id)
+    assert (after.presence.value, after.presence_reason) == ("off", None)
+    assert await console.server.app[PARTS_KEY].callers.bars(datetime.now(UTC)) == []
