@@ -11,6 +11,7 @@ from typing import Any, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from helpline_pbx.addresses import is_loopback
 from helpline_pbx.ari.pool import DEFAULT_SESSION_LIMIT
 from helpline_pbx.core.policy import DEFAULT_SHIFT_LIMITS, Policy, ShiftLimit
 from helpline_pbx.core.routing import ALL_ROLES
@@ -79,15 +80,6 @@ def state_defaults(state_dir: Path) -> dict[str, Any]:
         "database_url": f"sqlite+aiosqlite:///{state_dir}/roster.db",
         "console_dir": state_dir / "console",
     }
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def console_dir_from_env() -> Path:
@@ -216,7 +208,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _console_is_safe(self) -> Self:
-        plain_off_loopback = not self.console_https() and not _loopback(self.console_host)
+        plain_off_loopback = not self.console_https() and not is_loopback(self.console_host)
         if self.console and plain_off_loopback and not self.console_allow_plain_http:
             raise ValueError(
                 f"the console would serve plain HTTP on {self.console_host}: use console_tls=on or auto, "
@@ -233,7 +225,7 @@ class Settings(BaseSettings):
     def console_https(self) -> bool:
         if self.console_tls == "on":
             return True
-        return self.console_tls == "auto" and not _loopback(self.console_host)
+        return self.console_tls == "auto" and not is_loopback(self.console_host)
 
     @model_validator(mode="after")
     def _password_is_usable(self) -> Self:

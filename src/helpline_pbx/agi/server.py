@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import structlog
+
+from helpline_pbx.addresses import is_loopback
 
 log = structlog.get_logger(__name__)
 
@@ -141,7 +142,7 @@ class AgiServer:
         read_timeout: float = 5.0,
         handler_timeout: float = 3.0,
     ) -> None:
-        if not allow_remote and not _is_loopback(host):
+        if not allow_remote and not is_loopback(host):
             raise ValueError(
                 "the AGI server binds to loopback only; pass allow_remote=True to listen elsewhere"
             )
@@ -316,12 +317,3 @@ def _set_variable_commands(variables: Mapping[str, str]) -> list[bytes]:
 def quote_argument(value: str) -> str:
     """Escape a value for a double-quoted AGI argument (Asterisk's parse_args: backslash escapes)."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -67,7 +67,6 @@ class LiveBoard:
         self._open_debriefs = 0
         self._codes: dict[str, str] = {}
         self._reload = True
-        self.latest: Board | None = None
 
     # -- inputs
 
@@ -110,7 +109,8 @@ class LiveBoard:
                 open=line.active and line.hours.is_open(datetime.fromtimestamp(now, UTC)),
                 thresholds=LineRules.of_line(line, self._defaults).thresholds,
             )
-        roster = {lid: ListenerInfo(x.pseudonym, str(x.role)) for lid, x in self._listeners().items()}
+        listeners = self._listeners()
+        roster = {lid: ListenerInfo(x.pseudonym, str(x.role)) for lid, x in listeners.items()}
         board = build_board(
             now=now,
             calls=calls,
@@ -121,9 +121,8 @@ class LiveBoard:
             ended_today=list(self._ended.values()),
             open_debriefs=self._open_debriefs,
             clock=self._clock,
-            first_seen={lid: x.state_changed_at for lid, x in self._listeners().items()},
+            first_seen={lid: x.state_changed_at for lid, x in listeners.items()},
         )
-        self.latest = board
         return board
 
     async def updates(self) -> AsyncGenerator[str, None]:

@@ -79,8 +79,7 @@ async def _audit(request: web.Request, action: str, target: str | None, detail: 
     _parts(request).live.touch()
 
 
-def _back(request: web.Request, default: str, **notice: str) -> web.HTTPSeeOther:
-    del request
+def _back(default: str, **notice: str) -> web.HTTPSeeOther:
     query = "&".join(f"{k}={v}" for k, v in notice.items())
     return web.HTTPSeeOther(default + (f"?{query}" if query else ""))
 
@@ -185,15 +184,15 @@ async def _presence(request: web.Request, listener_id: str, back: str) -> web.St
             listener_id, presence, reason=form.get("reason") or None, now=datetime.now(UTC)
         )
     except RosterError as exc:
-        raise _back(request, back, error=_quote(str(exc))) from None
+        raise _back(back, error=_quote(str(exc))) from None
     await _audit(request, f"presence_{action}", changed.id, form.get("reason") or None)
-    raise _back(request, back, done=_quote(f"{changed.pseudonym}: {presence.value}"))
+    raise _back(back, done=_quote(f"{changed.pseudonym}: {presence.value}"))
 
 
 async def my_presence(request: web.Request) -> web.StreamResponse:
     account = current_account(request)
     if account.listener_id is None:
-        raise _back(request, "/me", error=_quote("this account is not tied to a listener"))
+        raise _back("/me", error=_quote("this account is not tied to a listener"))
     return await _presence(request, account.listener_id, "/me")
 
 
@@ -232,7 +231,7 @@ async def add_listener(request: web.Request) -> web.StreamResponse:
             monitoring_consent=form.get("consent") == "on",
         )
     except RosterError as exc:
-        raise _back(request, "/listeners", error=_quote(str(exc))) from None
+        raise _back("/listeners", error=_quote(str(exc))) from None
     await _audit(request, "listener_added", added.id, f"role={added.role.value}")
     return render(
         request,
@@ -256,9 +255,9 @@ async def edit_listener(request: web.Request) -> web.StreamResponse:
             monitoring_consent=form.get("consent") == "on",
         )
     except RosterError as exc:
-        raise _back(request, "/listeners", error=_quote(str(exc))) from None
+        raise _back("/listeners", error=_quote(str(exc))) from None
     await _audit(request, "listener_edited", edited.id, _summary(form))
-    raise _back(request, "/listeners", done=_quote(f"{edited.pseudonym} saved"))
+    raise _back("/listeners", done=_quote(f"{edited.pseudonym} saved"))
 
 
 async def listener_active(request: web.Request) -> web.StreamResponse:
@@ -267,11 +266,9 @@ async def listener_active(request: web.Request) -> web.StreamResponse:
     try:
         edited = await _parts(request).roster.edit_listener(request.match_info["listener"], active=active)
     except RosterError as exc:
-        raise _back(request, "/listeners", error=_quote(str(exc))) from None
+        raise _back("/listeners", error=_quote(str(exc))) from None
     await _audit(request, "listener_activated" if active else "listener_deactivated", edited.id)
-    raise _back(
-        request, "/listeners", done=_quote(f"{edited.pseudonym}: {'active' if active else 'inactive'}")
-    )
+    raise _back("/listeners", done=_quote(f"{edited.pseudonym}: {'active' if active else 'inactive'}"))
 
 
 async def listener_sip_password(request: web.Request) -> web.StreamResponse:
@@ -280,7 +277,7 @@ async def listener_sip_password(request: web.Request) -> web.StreamResponse:
             request.match_info["listener"], regenerate_secret=True
         )
     except RosterError as exc:
-        raise _back(request, "/listeners", error=_quote(str(exc))) from None
+        raise _back("/listeners", error=_quote(str(exc))) from None
     await _audit(request, "listener_sip_password_reset", edited.id)
     return render(
         request,
@@ -314,9 +311,9 @@ async def handle_debrief(request: web.Request) -> web.StreamResponse:
             listener, by=current_account(request).username, now=datetime.now(UTC)
         )
     except RosterError as exc:
-        raise _back(request, "/debriefs", error=_quote(str(exc))) from None
+        raise _back("/debriefs", error=_quote(str(exc))) from None
     await _audit(request, "debrief_handled", listener, f"requests={count}")
-    raise _back(request, "/debriefs", done=_quote(f"{count} request(s) handled"))
+    raise _back("/debriefs", done=_quote(f"{count} request(s) handled"))
 
 
 async def supervisions_page(request: web.Request) -> web.Response:
@@ -349,7 +346,7 @@ async def add_bar(request: web.Request) -> web.StreamResponse:
         if not 0 < days <= 366:
             raise ValueError
     except ValueError:
-        raise _back(request, "/bars", error=_quote("a bar lasts more than 0 and at most 366 days")) from None
+        raise _back("/bars", error=_quote("a bar lasts more than 0 and at most 366 days")) from None
     try:
         bar = await parts.callers.bar_call(
             form.get("code", ""),
@@ -359,9 +356,9 @@ async def add_bar(request: web.Request) -> web.StreamResponse:
             now=now,
         )
     except RosterError as exc:
-        raise _back(request, "/bars", error=_quote(str(exc))) from None
+        raise _back("/bars", error=_quote(str(exc))) from None
     await _audit(request, "caller_barred", f"bar {bar.id}", f"days={days:g}")
-    raise _back(request, "/bars", done=_quote(f"bar {bar.id} until {bar.until:%Y-%m-%d %H:%M} UTC"))
+    raise _back("/bars", done=_quote(f"bar {bar.id} until {bar.until:%Y-%m-%d %H:%M} UTC"))
 
 
 async def lift_bar(request: web.Request) -> web.StreamResponse:
@@ -372,9 +369,7 @@ async def lift_bar(request: web.Request) -> web.StreamResponse:
     lifted = await _parts(request).callers.lift_bar(bar_id, datetime.now(UTC))
     if lifted:
         await _audit(request, "bar_lifted", f"bar {bar_id}")
-    raise _back(
-        request, "/bars", done=_quote(f"bar {bar_id} lifted" if lifted else f"bar {bar_id} was not active")
-    )
+    raise _back("/bars", done=_quote(f"bar {bar_id} lifted" if lifted else f"bar {bar_id} was not active"))
 
 
 async def audit_page(request: web.Request) -> web.Response:
@@ -413,9 +408,9 @@ async def edit_line(request: web.Request) -> web.StreamResponse:
             active=None if "active" not in form else form["active"] == "yes",
         )
     except (LineError, RosterError, HoursError, ValueError) as exc:
-        raise _back(request, "/lines", error=_quote(str(exc))) from None
+        raise _back("/lines", error=_quote(str(exc))) from None
     await _audit(request, "line_edited", edited.name, _summary(form))
-    raise _back(request, "/lines", done=_quote(f"{edited.name} saved"))
+    raise _back("/lines", done=_quote(f"{edited.name} saved"))
 
 
 def _hours_change(form: dict[str, str]) -> Any:
@@ -545,7 +540,7 @@ async def add_account(request: web.Request) -> web.StreamResponse:
             actor=current_account(request).username,
         )
     except (AccountError, RosterError) as exc:
-        raise _back(request, "/accounts", error=_quote(str(exc))) from None
+        raise _back("/accounts", error=_quote(str(exc))) from None
     _parts(request).live.touch()
     return render(
         request,
@@ -560,12 +555,12 @@ async def account_active(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     username = request.match_info["username"]
     if username == current_account(request).username:
-        raise _back(request, "/accounts", error=_quote("you cannot deactivate your own account"))
+        raise _back("/accounts", error=_quote("you cannot deactivate your own account"))
     with contextlib.suppress(AccountError):
         await request.app[ACCOUNTS_KEY].set_active(
             username, form.get("active") == "yes", actor=current_account(request).username
         )
-    raise _back(request, "/accounts")
+    raise _back("/accounts")
 
 
 def _words(text: str) -> list[str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
+from helpline_pbx.addresses import is_ip
 from helpline_pbx.console.accounts import Accounts
 from helpline_pbx.console.web import Route, make_app, sign_in_routes
 
@@ -64,7 +65,7 @@ def ensure_certificate(cert: Path, key: Path, host: str) -> None:
     if cert.exists() != key.exists():
         raise ConsoleError(f"the console has {cert if cert.exists() else key} but not its pair: give both")
     cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    names = f"DNS:localhost,IP:127.0.0.1,{'IP' if _is_ip(host) else 'DNS'}:{host}"
+    names = f"DNS:localhost,IP:127.0.0.1,{'IP' if is_ip(host) else 'DNS'}:{host}"
     try:
         subprocess.run(
             [
@@ -94,16 +95,6 @@ def ensure_certificate(cert: Path, key: Path, host: str) -> None:
         raise ConsoleError(f"could not make the console's certificate with openssl: {exc}") from exc
     key.chmod(0o600)
     log.info("console_certificate_made", path=str(cert), days=CERT_DAYS)
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -7,7 +7,6 @@ against the session's. Sign-in is limited per address as well as per account (ac
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
 from collections import deque
@@ -106,13 +105,6 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
 
 ENV_KEY = web.AppKey("templates", jinja2.Environment)
 ACCOUNTS_KEY = web.AppKey("accounts", Accounts)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 @web.middleware
@@ -295,7 +287,3 @@ def make_app(accounts: Accounts, routes: list[Route], *, secure: bool) -> web.Ap
         app.router.add_route(route.method, route.path, route.handler)
     app.router.add_static("/static/", static_folder(), append_version=True)
     return app
-
-
-def loopback(host: str) -> bool:
-    return _is_loopback(host)
